@@ -1,0 +1,89 @@
+/**
+ * A tiny DER writer (ITU-T X.690 §8 and §10) for the few values the dev CA
+ * builds by hand: the Intel SGX extension of PCK certificates and the CRL
+ * number. Development only; production code never encodes certificates.
+ *
+ * Why hand-written and not an ASN.1 schema: the SGX extension is a flat
+ * SEQUENCE of (OID, value) pairs whose exact shape is the point of the test
+ * (the PCK profile fixes tags and sizes), and writing those octets directly
+ * keeps that shape visible. The output is checked by the strict reader in
+ * `attestation/asn1/der.ts` in the tests.
+ */
+
+/** One encoded TLV, ready to nest. */
+export type Der = Uint8Array
+
+/** Universal tags written here (X.680 §8.6). */
+const TAG_BOOLEAN = 0x01
+const TAG_INTEGER = 0x02
+const TAG_OCTET_STRING = 0x04
+const TAG_OID = 0x06
+const TAG_ENUMERATED = 0x0a
+const TAG_SEQUENCE = 0x30
+
+/** Definite length octets in the minimal form DER requires (X.690 §10.1). */
+function lengthOctets(n: number): Uint8Array {
+  if (n < 0x80) return Uint8Array.of(n)
+  const bytes: number[] = []
+  for (let v = n; v > 0; v = Math.floor(v / 256)) bytes.unshift(v & 0xff)
+  return Uint8Array.of(0x80 | bytes.length, ...bytes)
+}
+
+/** A TLV with a single-octet tag. */
+export function tlv(tag: number, content: Uint8Array): Der {
+  const len = lengthOctets(content.length)
+  const out = new Uint8Array(1 + len.length + content.length)
+  out[0] = tag
+  out.set(len, 1)
+  out.set(content, 1 + len.length)
+  return out
+}
+
+/** SEQUENCE of already-encoded members, in the order given. */
+export function sequence(...members: readonly Der[]): Der {
+  return tlv(TAG_SEQUENCE, Buffer.concat(members))
+}
+
+export function octetString(bytes: Uint8Array): Der {
+  return tlv(TAG_OCTET_STRING, bytes)
+}
+
+/** DER BOOLEAN: TRUE is 0xFF (X.690 §11.1). */
+export function boolean(value: boolean): Der {
+  return tlv(TAG_BOOLEAN, Uint8Array.of(value ? 0xff : 0x00))
+}
+
+/** Two's-complement content octets of a non-negative integer, minimal (X.690 §8.3.2). */
+function unsignedContent(value: bigint): Uint8Array {
+  if (value < 0n) throw new RangeError('only non-negative integers are encoded here')
+  const bytes: number[] = []
+  for (let v = value; v > 0n; v >>= 8n) bytes.unshift(Number(v & 0xffn))
+  // A leading 0x00 keeps the value positive when the top bit is set; zero is one 0x00.
+  if (bytes.length === 0 || bytes[0]! & 0x80) bytes.unshift(0)
+  return Uint8Array.from(bytes)
+}
+
+export function integer(value: number | bigint): Der {
+  return tlv(TAG_INTEGER, unsignedContent(BigInt(value)))
+}
+
+export function enumerated(value: number): Der {
+  return tlv(TAG_ENUMERATED, unsignedContent(BigInt(value)))
+}
+
+/** OBJECT IDENTIFIER from dotted text (X.690 §8.19: base-128 arcs, first two combined). */
+export function oid(dotted: string): Der {
+  const arcs = dotted.split('.').map((a) => {
+    if (!/^\d+$/.test(a)) throw new RangeError(`bad OID arc in ${dotted}`)
+    return BigInt(a)
+  })
+  if (arcs.length < 2 || arcs[0]! > 2n || (arcs[0]! < 2n && arcs[1]! > 39n)) throw new RangeError(`bad OID ${dotted}`)
+  const out: number[] = []
+  const subs = [arcs[0]! * 40n + arcs[1]!, ...arcs.slice(2)]
+  for (const sub of subs) {
+    const groups: number[] = [Number(sub & 0x7fn)]
+    for (let v = sub >> 7n; v > 0n; v >>= 7n) groups.unshift(Number(v & 0x7fn) | 0x80)
+    out.push(...groups)
+  }
+  return tlv(TAG_OID, Uint8Array.from(out))
+}
