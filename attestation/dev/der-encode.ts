@@ -16,6 +16,7 @@ export type Der = Uint8Array
 /** Universal tags written here (X.680 §8.6). */
 const TAG_BOOLEAN = 0x01
 const TAG_INTEGER = 0x02
+const TAG_BIT_STRING = 0x03
 const TAG_OCTET_STRING = 0x04
 const TAG_OID = 0x06
 const TAG_ENUMERATED = 0x0a
@@ -46,6 +47,11 @@ export function sequence(...members: readonly Der[]): Der {
 
 export function octetString(bytes: Uint8Array): Der {
   return tlv(TAG_OCTET_STRING, bytes)
+}
+
+/** BIT STRING of whole octets (no unused bits): signatures (X.690 §8.6). */
+export function bitString(bytes: Uint8Array): Der {
+  return tlv(TAG_BIT_STRING, Buffer.concat([Uint8Array.of(0), bytes]))
 }
 
 /** DER BOOLEAN: TRUE is 0xFF (X.690 §11.1). */

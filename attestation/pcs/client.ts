@@ -152,11 +152,13 @@ export function checkTeeType(teeType: unknown): TeeType {
   return teeType
 }
 
+/** Validate an FMSPC (12 hex digits, any case); it ends up in URLs and file names. */
 export function checkFmspc(fmspc: unknown): string {
   if (typeof fmspc !== 'string' || !FMSPC_HEX.test(fmspc)) badOption('fmspc must be 12 hex digits', { fmspc })
   return fmspc
 }
 
+/** Validate a PCK CA name (`platform` or `processor`). */
 export function checkCa(ca: unknown): PckCa {
   if (ca !== 'platform' && ca !== 'processor') badOption('ca must be "platform" or "processor"', { ca })
   return ca

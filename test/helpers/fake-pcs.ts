@@ -2,7 +2,8 @@
  * A fake Intel PCS (API v4) for tests: a real node:http server on
  * 127.0.0.1, port 0, serving collateral bundles the way Intel does — signed
  * JSON bodies built around the exact bundle text, URL-encoded PEM
- * `*-Issuer-Chain` headers, DER CRL bodies — plus the PCCS root CA CRL route.
+ * `*-Issuer-Chain` headers, DER CRL bodies — plus the root CA CRL at the
+ * PCCS route and at the path Intel's certificates host uses.
  * Faults (status codes, missing headers, garbled bodies, delays, hang-ups)
  * are per endpoint and may be changed while the server runs; every request
  * is recorded so tests can count what reached the network.
@@ -159,7 +160,8 @@ export async function startFakePcs(options: FakePcsOptions): Promise<FakePcs> {
         answer: { status: 200, headers: { 'content-type': type, [HEADER_PCK_CRL_ISSUER_CHAIN]: raw.pckCrlIssuerChain }, body },
       }
     }
-    if (path === '/sgx/certification/v4/rootcacrl') {
+    // PCCS route, and the path Intel's certificates host serves the root CA CRL at.
+    if (path === '/sgx/certification/v4/rootcacrl' || path === '/IntelSGXRootCA.der') {
       const first = bundles[0]
       if (!first) return { endpoint: 'rootcacrl', answer: notFound() }
       const { body, type } = crlBody(pcsResponsesFromCollateral(first.bundle).rootCaCrl, defaultEncoding)

@@ -1,0 +1,252 @@
+/**
+ * `cgw verify-quote <quote> [--collateral FILE | --pcs URL] [--policy FILE]
+ *  [--dev-root FILE] [--event-log FILE] [--at ISO-TIME] [--json]`
+ *
+ * Parse, verify, validate — in that order, reporting how far the quote got.
+ * Without --policy the baseline policy applies (Intel root, UpToDate, no
+ * advisories, debug off) and the report says plainly that no workload
+ * measurement was pinned. The exit code says which stage failed.
+ */
+import { readFile } from 'node:fs/promises'
+import { parseArgs } from 'node:util'
+import { ConfigError, PolicyError, isAttestationError } from '../../attestation/errors.ts'
+import { parseQuote, type Quote, type TdReport } from '../../attestation/tdx/abi/quote.ts'
+import { collateralRequestForQuote } from '../../attestation/tdx/abi/collateral-request.ts'
+import { verifyQuote, type VerifiedQuote } from '../../attestation/tdx/verify/verify-quote.ts'
+import { validateQuote } from '../../attestation/tdx/validate/validate-quote.ts'
+import { BASELINE_POLICY_DOCUMENT, MEASUREMENT_FIELDS, parsePolicy, type QuotePolicy } from '../../attestation/policy/policy.ts'
+import { INTEL_SGX_ROOT_CA, trustedRootFromDer, type TrustedRoot } from '../../attestation/roots/trust-root.ts'
+import { pemToDer } from '../../attestation/asn1/pem.ts'
+import { createPcsClient } from '../../attestation/pcs/client.ts'
+import type { QuoteCollateralV3 } from '../../attestation/pcs/types.ts'
+import { parseEventLog, verifyRtmrs, type CcEvent } from '../../attestation/eventlog/index.ts'
+import { EXIT, exitCodeFor } from '../exit-codes.ts'
+import type { Io } from '../cgw.ts'
+
+type Stage = 'arguments' | 'parse' | 'collateral' | 'verify' | 'event-log' | 'policy' | 'accepted'
+
+interface Report {
+  ok: boolean
+  exitCode: number
+  stage: Stage
+  error?: { code: string; message: string; details: Record<string, unknown> }
+  quote?: Record<string, unknown>
+  verification?: ReturnType<typeof describeVerification>
+  eventLog?: { events: number; rtmrsReplayed: boolean }
+  policy: { source: string; pinned: string[]; mismatches?: readonly unknown[] }
+  checks: string[]
+}
+
+const hex = (b: Uint8Array) => Buffer.from(b).toString('hex')
+
+/** Read a quote file: raw bytes, or hex text (optionally 0x-prefixed, whitespace ignored). */
+export function decodeQuoteFile(bytes: Uint8Array): Uint8Array {
+  const text = Buffer.from(bytes).toString('latin1').trim().replace(/^0x/i, '').replace(/\s+/g, '')
+  if (text.length > 0 && text.length % 2 === 0 && /^[0-9a-fA-F]+$/.test(text)) return new Uint8Array(Buffer.from(text, 'hex'))
+  return bytes
+}
+
+async function readInput(path: string, what: string): Promise<Uint8Array> {
+  try {
+    return new Uint8Array(await readFile(path))
+  } catch (e) {
+    throw new ConfigError('ATTESTATION_OPTIONS_INVALID', `cannot read ${what} ${path}`, { cause: e, details: { path } })
+  }
+}
+
+async function readJson(path: string, what: string): Promise<unknown> {
+  const text = Buffer.from(await readInput(path, what)).toString('utf8')
+  try {
+    return JSON.parse(text)
+  } catch (e) {
+    throw new ConfigError('ATTESTATION_OPTIONS_INVALID', `${what} ${path} is not JSON`, { cause: e, details: { path } })
+  }
+}
+
+function describeQuote(q: Quote): Record<string, unknown> {
+  const body = q.body.kind === 'sgx' ? 'SGX enclave report' : q.body.kind === 'td10' ? 'TD report 1.0' : 'TD report 1.5'
+  return { version: q.header.version, tee: q.body.kind === 'sgx' ? 'sgx' : 'tdx', body, bytes: q.raw.length, trailingBytes: q.trailingBytes }
+}
+
+function measurementsOf(q: Quote): Record<string, string> {
+  if (q.body.kind === 'sgx') {
+    const r = q.body.report
+    return { mrEnclave: hex(r.mrEnclave), mrSigner: hex(r.mrSigner), reportData: hex(r.reportData) }
+  }
+  const r = q.body.report as TdReport
+  return {
+    mrTd: hex(r.mrTd),
+    rtmr0: hex(r.rtmrs[0]),
+    rtmr1: hex(r.rtmrs[1]),
+    rtmr2: hex(r.rtmrs[2]),
+    rtmr3: hex(r.rtmrs[3]),
+    mrConfigId: hex(r.mrConfigId),
+    mrOwner: hex(r.mrOwner),
+    mrOwnerConfig: hex(r.mrOwnerConfig),
+    mrSeam: hex(r.mrSeam),
+    tdAttributes: hex(r.tdAttributes),
+    xfam: hex(r.xfam),
+    reportData: hex(r.reportData),
+  }
+}
+
+function describeVerification(v: VerifiedQuote) {
+  return {
+    tcbStatus: v.tcbStatus,
+    advisoryIds: v.advisoryIds,
+    platform: v.platform,
+    tdxModule: v.tdxModule,
+    qe: v.qe,
+    fmspc: v.fmspc,
+    pceId: v.pceId,
+    pckSerial: v.pck.serial,
+    root: v.root,
+    collateral: {
+      issuedAt: v.collateral.issuedAt.toISOString(),
+      expiresAt: v.collateral.expiresAt.toISOString(),
+      tcbEvaluationDataNumber: v.collateral.tcbEvaluationDataNumber,
+    },
+    verifiedAt: v.verifiedAt.toISOString(),
+  }
+}
+
+async function loadCollateral(quote: Quote, values: { collateral?: string; pcs?: string; 'root-ca-crl-url'?: string }): Promise<QuoteCollateralV3> {
+  if (values.collateral) return (await readJson(values.collateral, 'collateral')) as QuoteCollateralV3
+  const client = createPcsClient({
+    baseUrl: values.pcs!,
+    ...(values['root-ca-crl-url'] ? { rootCaCrlUrl: values['root-ca-crl-url'] } : {}),
+  })
+  return (await client.getCollateral(collateralRequestForQuote(quote))).collateral
+}
+
+async function loadRoot(policy: QuotePolicy, devRootPath: string | undefined): Promise<TrustedRoot> {
+  if (policy.trustRoot.kind === 'intel') return INTEL_SGX_ROOT_CA
+  if (!devRootPath) {
+    throw new ConfigError('ATTESTATION_OPTIONS_INVALID', 'the policy names a dev root: pass its certificate with --dev-root FILE')
+  }
+  const bytes = await readInput(devRootPath, 'dev root')
+  const text = Buffer.from(bytes).toString('latin1')
+  const der = text.includes('-----BEGIN') ? pemToDer(text)[0]! : bytes
+  return trustedRootFromDer('dev', der, policy.trustRoot.fingerprint)
+}
+
+/** Run the command; returns the exit code. */
+export async function runVerifyQuote(args: string[], io: Io): Promise<number> {
+  const report: Report = { ok: false, exitCode: EXIT.USAGE, stage: 'arguments', policy: { source: 'baseline', pinned: [] }, checks: [] }
+  let json = args.includes('--json')
+  try {
+    const { values, positionals } = parseArgs({
+      args,
+      allowPositionals: true,
+      options: {
+        collateral: { type: 'string' },
+        pcs: { type: 'string' },
+        'root-ca-crl-url': { type: 'string' },
+        policy: { type: 'string' },
+        'dev-root': { type: 'string' },
+        'event-log': { type: 'string' },
+        at: { type: 'string' },
+        json: { type: 'boolean' },
+      },
+    })
+    json = values.json === true
+    if (positionals.length !== 1) throw new ConfigError('ATTESTATION_OPTIONS_INVALID', 'expected exactly one quote file')
+    if (!values.collateral === !values.pcs) throw new ConfigError('ATTESTATION_OPTIONS_INVALID', 'give one of --collateral FILE or --pcs URL')
+    const now = values.at ? new Date(values.at) : new Date()
+    if (Number.isNaN(now.getTime())) throw new ConfigError('ATTESTATION_OPTIONS_INVALID', '--at is not an ISO 8601 time')
+    const policy = parsePolicy(values.policy ? await readJson(values.policy, 'policy') : BASELINE_POLICY_DOCUMENT)
+    report.policy.source = values.policy ?? 'baseline (no workload measurement pinned; pass --policy FILE to pin them)'
+    const root = await loadRoot(policy, values['dev-root'])
+
+    report.stage = 'parse'
+    const quote = parseQuote(decodeQuoteFile(await readInput(positionals[0]!, 'quote')))
+    report.quote = { ...describeQuote(quote), measurements: measurementsOf(quote) }
+    report.checks.push('quote structure')
+
+    report.stage = 'collateral'
+    const collateral = await loadCollateral(quote, values)
+
+    report.stage = 'verify'
+    const verified = verifyQuote(quote, collateral, { now, trustedRoot: root })
+    report.verification = describeVerification(verified)
+    report.checks.push('collateral chains, CRLs and signatures', 'PCK chain to the pinned root', 'QE report signature and binding', 'quote signature', 'TCB level, TDX module and QE identity')
+
+    let events: readonly CcEvent[] | undefined
+    if (values['event-log']) {
+      report.stage = 'event-log'
+      const log = parseEventLog(await readInput(values['event-log'], 'event log'))
+      events = verifyRtmrs(log.events, (quote.body.report as TdReport).rtmrs)
+      report.eventLog = { events: log.events.length, rtmrsReplayed: true }
+      report.checks.push('event log replays to RTMR0-3')
+    }
+
+    report.stage = 'policy'
+    const accepted = validateQuote(verified, policy, events ? { events } : {})
+    report.policy.pinned = [...accepted.pinned]
+    report.checks.push('policy')
+    report.stage = 'accepted'
+    report.ok = true
+    report.exitCode = EXIT.OK
+  } catch (e) {
+    if (isAttestationError(e)) {
+      report.error = e.toJSON()
+      report.exitCode = exitCodeFor(e)
+      if (e instanceof PolicyError) report.policy.mismatches = e.mismatches
+    } else if (report.stage === 'arguments' && (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      report.error = { code: 'ATTESTATION_OPTIONS_INVALID', message: (e as Error).message, details: {} }
+      report.exitCode = EXIT.USAGE
+    } else {
+      // Not one of ours: a bug. Say so, never report it as a verdict on the quote.
+      report.error = { code: 'INTERNAL', message: e instanceof Error ? e.message : String(e), details: {} }
+      report.exitCode = EXIT.INTERNAL
+    }
+  }
+  if (json) io.out(`${JSON.stringify(report, null, 2)}\n`)
+  else io.out(render(report))
+  return report.exitCode
+}
+
+const VERDICT: Record<Stage, string> = {
+  arguments: 'NOT RUN (bad arguments)',
+  parse: 'REJECTED: malformed quote',
+  collateral: 'NOT VERIFIED: collateral unavailable',
+  verify: 'REJECTED: not genuine',
+  'event-log': 'REJECTED: event log does not match the quote',
+  policy: 'GENUINE, REJECTED BY POLICY',
+  accepted: 'ACCEPTED',
+}
+
+function render(r: Report): string {
+  const lines: string[] = []
+  const row = (k: string, v: unknown) => lines.push(`${k.padEnd(16)} ${String(v)}`)
+  row('Result', VERDICT[r.stage])
+  if (r.quote) row('Quote', `${String(r.quote.tee).toUpperCase()} v${r.quote.version} (${r.quote.body}), ${r.quote.bytes} bytes, ${r.quote.trailingBytes} trailing`)
+  const v = r.verification
+  if (v) {
+    const parts = [`platform ${v.platform.status}`]
+    if (v.tdxModule) parts.push(`TDX module ${v.tdxModule.id} ${v.tdxModule.status}`)
+    parts.push(`QE ${v.qe.status}`)
+    row('TCB status', `${v.tcbStatus} (${parts.join(', ')})`)
+    row('Advisories', v.advisoryIds.length ? v.advisoryIds.join(', ') : 'none')
+    row('FMSPC / PCE-ID', `${v.fmspc} / ${v.pceId}`)
+    row('Trust root', `${v.root.kind} ${v.root.fingerprint}`)
+    row('Collateral', `issued ${v.collateral.issuedAt}, valid until ${v.collateral.expiresAt}, TCB evaluation #${v.collateral.tcbEvaluationDataNumber}`)
+    row('Verified at', v.verifiedAt)
+  }
+  const m = r.quote?.measurements as Record<string, string> | undefined
+  if (m) {
+    const pinned = new Set(r.policy.pinned)
+    for (const [k, val] of Object.entries(m)) {
+      const tag = (MEASUREMENT_FIELDS as readonly string[]).includes(k) ? (pinned.has(k) ? '[pinned]' : r.ok ? '[any]' : '') : ''
+      row(`  ${k}`, `${val} ${tag}`.trimEnd())
+    }
+  }
+  if (r.eventLog) row('Event log', `${r.eventLog.events} events, RTMRs replayed`)
+  row('Checks passed', r.checks.length ? r.checks.join('; ') : 'none')
+  row('Policy', r.policy.source)
+  if (r.error) row('Error', `${r.error.code}: ${r.error.message}`)
+  for (const mm of (r.policy.mismatches ?? []) as { code: string; field: string; actual: unknown }[]) {
+    row('  mismatch', `${mm.code} (${mm.field}: ${JSON.stringify(mm.actual)})`)
+  }
+  return `${lines.join('\n')}\n`
+}

@@ -1,0 +1,175 @@
+/**
+ * Verification speed: our verifyQuote against @phala/dcap-qvl (the published
+ * pure-JS DCAP verifier), on the same real quote and collateral, at the
+ * case's `verify_at`.
+ *
+ *   npm run bench:verify                        # tdx-v4-emerald-rapids-uptodate
+ *   npm run bench:verify -- --case NAME         # one vector of test/vectors/tdx
+ *   npm run bench:verify -- --all               # every vector
+ *   npm run bench:verify -- --time-ms 2000      # timed budget per contender (default 1000)
+ *
+ * Contenders (each call verifies the raw quote bytes, so quote parsing is timed):
+ *   ours warm  verifyQuote with the collateral parsed once, outside the loop;
+ *   ours cold  JSON.parse + parseCollateral + verifyQuote on every call
+ *              (cold collateral in a warm process: node:crypto keys stay cached);
+ *   dcap-qvl   verify() with its collateral object built once (its best case);
+ *   dcap cold  JSON.parse + verify(). Its API has no separate parsing step, it
+ *              re-parses TCB info, QE identity, chains and CRLs on every call,
+ *              so this differs from `dcap-qvl` by the outer JSON.parse only.
+ *
+ * Both verifiers must agree on status and advisories first, or this exits 1.
+ * After a warm-up, rounds interleave the contenders (rotating order) until each
+ * has run >= --time-ms and >= 200 calls; every call is timed with
+ * process.hrtime.bigint and medians / p90 are of those per-call times.
+ * Speedups are dcap-qvl median / ours median, against targets warm >= 10 and
+ * cold >= 3. No assertions on time: a missed target is reported, exit 0.
+ * The last line of output is one JSON object.
+ */
+import { verify as dcapVerify, type Collateral as DcapCollateral } from '@phala/dcap-qvl'
+import { parseCollateral } from '../../attestation/tdx/abi/collateral.ts'
+import { verifyQuote } from '../../attestation/tdx/verify/verify-quote.ts'
+import { tdxCases, type TdxCase } from '../helpers/vectors.ts'
+
+const DEFAULT_CASE = 'tdx-v4-emerald-rapids-uptodate'
+const TARGETS = { warm: 10, cold: 3 } as const
+const MIN_CALLS = 200
+const WARMUP_CALLS = 30
+const ROUND_MS = 50
+
+interface Contender {
+  readonly name: string
+  readonly run: () => unknown
+  readonly times: number[] // ms per call
+  batch: number
+}
+
+function median(xs: readonly number[]): number {
+  return quantile(xs, 0.5)
+}
+
+function quantile(xs: readonly number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b)
+  const pos = (s.length - 1) * q
+  const lo = Math.floor(pos)
+  const hi = Math.ceil(pos)
+  return s[lo]! + (s[hi]! - s[lo]!) * (pos - lo)
+}
+
+const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0)
+const round = (x: number, d = 4) => Number(x.toFixed(d))
+
+/** Both verifiers, once each: same status, same advisories, or throw. */
+function checkAgreement(c: TdxCase, nowSecs: number): { status: string; advisoryIds: string[] } {
+  const ours = verifyQuote(c.quote, c.collateral, { now: c.verifyAt })
+  const theirs = dcapVerify(c.quote, c.collateral as DcapCollateral, nowSecs)
+  const a = { status: ours.tcbStatus as string, advisoryIds: [...ours.advisoryIds].sort() }
+  const b = { status: theirs.status as string, advisoryIds: [...theirs.advisory_ids].sort() }
+  if (JSON.stringify(a) !== JSON.stringify(b)) {
+    throw new Error(`${c.id}: verifiers disagree: ours ${JSON.stringify(a)} vs dcap-qvl ${JSON.stringify(b)}`)
+  }
+  return a
+}
+
+function bench(c: TdxCase, timeMs: number) {
+  const nowSecs = c.verifyAt.getTime() / 1000
+  const agreed = checkAgreement(c, nowSecs)
+
+  const parsed = parseCollateral(c.collateral)
+  const dcapCollateral = JSON.parse(c.collateralText) as DcapCollateral
+  const opts = { now: c.verifyAt }
+  const mk = (name: string, run: () => unknown): Contender => ({ name, run, times: [], batch: 1 })
+  const contenders = [
+    mk('ours warm', () => verifyQuote(c.quote, parsed, opts)),
+    mk('ours cold', () => verifyQuote(c.quote, parseCollateral(JSON.parse(c.collateralText)), opts)),
+    mk('dcap-qvl', () => dcapVerify(c.quote, dcapCollateral, nowSecs)),
+    mk('dcap cold', () => dcapVerify(c.quote, JSON.parse(c.collateralText) as DcapCollateral, nowSecs)),
+  ]
+
+  // Warm-up; also sizes each contender's batch to about ROUND_MS per round.
+  for (const k of contenders) {
+    const t0 = process.hrtime.bigint()
+    for (let i = 0; i < WARMUP_CALLS; i++) k.run()
+    const perCall = Number(process.hrtime.bigint() - t0) / 1e6 / WARMUP_CALLS
+    k.batch = Math.max(1, Math.round(ROUND_MS / perCall))
+  }
+
+  const done = (k: Contender) => k.times.length >= MIN_CALLS && sum(k.times) >= timeMs
+  for (let r = 0; !contenders.every(done); r++) {
+    for (let j = 0; j < contenders.length; j++) {
+      const k = contenders[(r + j) % contenders.length]!
+      for (let i = 0; i < k.batch; i++) {
+        const t0 = process.hrtime.bigint()
+        k.run()
+        k.times.push(Number(process.hrtime.bigint() - t0) / 1e6)
+      }
+    }
+  }
+
+  const stats = contenders.map((k) => ({ name: k.name, calls: k.times.length, median: median(k.times), p90: quantile(k.times, 0.9) }))
+  const [warm, cold, dcap, dcapCold] = stats as [(typeof stats)[0], (typeof stats)[0], (typeof stats)[0], (typeof stats)[0]]
+  const speedupWarm = dcap.median / warm.median
+  const speedupCold = dcap.median / cold.median
+
+  console.log(`\n${c.id}  (${agreed.status}${agreed.advisoryIds.length ? ' ' + agreed.advisoryIds.join(',') : ''}; both verifiers agree)`)
+  console.log(`  ${'contender'.padEnd(10)} ${'calls'.padStart(6)} ${'median ms'.padStart(10)} ${'p90 ms'.padStart(9)} ${'dcap/this'.padStart(10)}`)
+  for (const s of stats) {
+    console.log(
+      `  ${s.name.padEnd(10)} ${String(s.calls).padStart(6)} ${s.median.toFixed(3).padStart(10)} ${s.p90.toFixed(3).padStart(9)} ${(dcap.median / s.median).toFixed(2).padStart(9)}x`,
+    )
+  }
+  const meets = speedupWarm >= TARGETS.warm && speedupCold >= TARGETS.cold
+  console.log(
+    `  speedup warm ${speedupWarm.toFixed(2)}x (target ${TARGETS.warm}x), cold ${speedupCold.toFixed(2)}x (target ${TARGETS.cold}x): ` +
+      (meets ? 'targets met' : 'TARGETS MISSED'),
+  )
+
+  return {
+    case: c.id,
+    status: agreed.status,
+    ours_warm_ms: round(warm.median),
+    ours_cold_ms: round(cold.median),
+    dcap_qvl_ms: round(dcap.median),
+    dcap_qvl_cold_ms: round(dcapCold.median),
+    ours_warm_p90_ms: round(warm.p90),
+    ours_cold_p90_ms: round(cold.p90),
+    dcap_qvl_p90_ms: round(dcap.p90),
+    dcap_qvl_cold_p90_ms: round(dcapCold.p90),
+    speedup_warm: round(speedupWarm, 2),
+    speedup_cold: round(speedupCold, 2),
+    meets_targets: meets,
+  }
+}
+
+function main(): void {
+  const args = process.argv.slice(2)
+  const arg = (flag: string) => {
+    const i = args.indexOf(flag)
+    return i >= 0 ? args[i + 1] : undefined
+  }
+  const timeMs = Number(arg('--time-ms') ?? 1000)
+  if (!(timeMs > 0)) throw new Error('--time-ms must be a positive number')
+  const all = tdxCases()
+  const wanted = args.includes('--all') ? all.map((c) => c.id) : [arg('--case') ?? DEFAULT_CASE]
+  const cases = wanted.map((id) => {
+    const c = all.find((x) => x.id === id)
+    if (!c) throw new Error(`no vector ${id}; have: ${all.map((x) => x.id).join(', ')}`)
+    return c
+  })
+
+  console.log(`verify bench: node ${process.version}, ${process.platform}/${process.arch}, >= ${timeMs} ms and >= ${MIN_CALLS} calls per contender`)
+  const results = cases.map((c) => bench(c, timeMs))
+  const meets = results.every((r) => r.meets_targets)
+  if (!meets) console.log('\nnote: targets missed (reported only; a benchmark does not fail on time)')
+  const one = results.length === 1 ? results[0]! : undefined
+  const summary = one
+    ? { bench: 'verify', case: one.case, node: process.version, ...one, targets: TARGETS, meets_targets: meets }
+    : { bench: 'verify', case: 'all', node: process.version, targets: TARGETS, meets_targets: meets, cases: results }
+  console.log(JSON.stringify(summary))
+}
+
+try {
+  main()
+} catch (e) {
+  console.error(`verify bench FAILED: ${e instanceof Error ? e.message : String(e)}`)
+  process.exitCode = 1
+}

@@ -1,0 +1,54 @@
+/**
+ * Every real quote in test/vectors/tdx verifies, at its `verify_at`, to
+ * exactly the status and advisories its README and case.json state, and its
+ * parsed fields agree with the case's independent summary.
+ */
+import t from 'tap'
+import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { verifyQuote } from '../attestation/tdx/verify/verify-quote.ts'
+import { parseCollateral } from '../attestation/tdx/abi/collateral.ts'
+import { INTEL_SGX_ROOT_CA, INTEL_SGX_ROOT_CA_FINGERPRINT, trustedRootFromDer } from '../attestation/roots/trust-root.ts'
+import { tdxCases, VECTORS_DIR } from './helpers/vectors.ts'
+
+const hex = (b: Uint8Array) => Buffer.from(b).toString('hex')
+
+t.test('the pinned Intel root is the vector root, byte for byte', async (t) => {
+  const der = readFileSync(`${VECTORS_DIR}intel/intel-sgx-root-ca.der`)
+  t.equal(hex(INTEL_SGX_ROOT_CA.certificate.der), hex(der))
+  t.equal(INTEL_SGX_ROOT_CA.fingerprint, INTEL_SGX_ROOT_CA_FINGERPRINT)
+  t.throws(() => trustedRootFromDer('intel', new Uint8Array(der), '00'.repeat(32)), { code: 'ATTESTATION_OPTIONS_INVALID' })
+})
+
+for (const c of tdxCases()) {
+  t.test(c.id, async (t) => {
+    t.equal(createHash('sha256').update(c.quote).digest('hex'), readCaseHash(c.dir), 'quote bytes are the recorded ones')
+    const v = verifyQuote(c.quote, c.collateral, { now: c.verifyAt })
+    t.equal(v.tcbStatus, c.expected.status, 'combined TCB status')
+    t.same([...v.advisoryIds].sort(), [...c.expected.advisoryIds].sort(), 'advisory ids')
+    t.equal(v.fmspc, c.summary.fmspc, 'FMSPC')
+    t.equal(v.quote.header.version, c.summary.version)
+    t.equal(v.quote.trailingBytes, c.summary.trailing_bytes)
+    t.equal(v.quote.outerCertDataType, c.summary.outer_cert_data_type)
+    t.equal(v.root.kind, 'intel')
+    if (v.quote.body.kind !== 'sgx') {
+      t.equal(hex(v.quote.body.report.mrTd), c.summary.mr_td, 'MRTD')
+      t.equal(hex(v.quote.body.report.teeTcbSvn), c.summary.tee_tcb_svn, 'TEE_TCB_SVN')
+    } else {
+      t.equal(hex(v.quote.body.report.mrEnclave), c.summary.mrenclave, 'MRENCLAVE')
+    }
+    t.equal(v.quote.certification.qeReport.isvSvn, c.summary.qe_report_isvsvn, 'QE ISVSVN')
+    t.ok(v.collateral.expiresAt.getTime() >= c.verifyAt.getTime())
+
+    // Parsed once, verified many times: the same answer.
+    const parsed = parseCollateral(c.collateral)
+    const again = verifyQuote(c.quote, parsed, { now: c.verifyAt })
+    t.equal(again.tcbStatus, v.tcbStatus)
+    // And from the collateral JSON text as it sits on disk.
+    t.equal(verifyQuote(c.quote, parseCollateral(c.collateralText), { now: c.verifyAt }).tcbStatus, v.tcbStatus)
+  })
+}
+
+function readCaseHash(dir: string): string {
+  return JSON.parse(readFileSync(`${dir}case.json`, 'utf8')).quote_sha256
+}
