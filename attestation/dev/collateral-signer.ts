@@ -17,7 +17,6 @@ import type { DevRootCa } from './root-ca.ts'
 import {
   DEV_PCE_ID,
   DEV_PCE_SVN,
-  DEV_QE_ATTRIBUTES,
   DEV_QE_ISV_PROD_ID,
   DEV_QE_ISV_SVN,
   DEV_QE_MISC_SELECT,
@@ -294,6 +293,3 @@ export function signDevCollateral(ca: DevRootCa, options: SignDevCollateralOptio
     qe_identity_signature: signText(ca, qeIdentityText),
   }
 }
-
-/** Re-exported so collateral and quotes agree on the QE report attributes without importing both modules. */
-export { DEV_QE_ATTRIBUTES }
