@@ -66,6 +66,7 @@ export const ERROR_CODES = {
   ATTESTATION_TDX_MODULE_MISMATCH: { family: 'verification', description: 'MRSIGNERSEAM or SEAM attributes do not match the TDX module identity' },
   ATTESTATION_TCB_REVOKED: { family: 'verification', description: 'the combined TCB status is Revoked' },
   ATTESTATION_QE_VENDOR_UNKNOWN: { family: 'verification', description: 'QE vendor id is not Intel' },
+  ATTESTATION_BINDING_MISMATCH: { family: 'verification', description: 'REPORTDATA does not bind the presented key config, signing address, GPU evidence and freshness value' },
   ATTESTATION_RTMR_MISMATCH: { family: 'verification', description: 'replaying the event log does not reproduce the quote RTMRs' },
 
   // --- policy: genuine, but not acceptable to this caller ----------------

@@ -52,3 +52,17 @@ for (const c of tdxCases()) {
 function readCaseHash(dir: string): string {
   return JSON.parse(readFileSync(`${dir}case.json`, 'utf8')).quote_sha256
 }
+
+t.test('prepared collateral: remembered signatures never skip a time check', async (t) => {
+  const [c] = tdxCases().filter((x) => x.id === 'tdx-v4-emerald-rapids-uptodate')
+  const parsed = parseCollateral(c!.collateral)
+  t.equal(verifyQuote(c!.quote, parsed, { now: c!.verifyAt }).tcbStatus, 'UpToDate')
+  const late = new Date(c!.verifyAt.getTime() + 2000)
+  t.throws(() => verifyQuote(c!.quote, parsed, { now: late }), { code: 'ATTESTATION_COLLATERAL_EXPIRED' })
+  const early = new Date(Date.UTC(2020, 0, 1))
+  t.throws(() => verifyQuote(c!.quote, parsed, { now: early }), { name: 'VerificationError' })
+  // A tampered signature on a fresh parse is checked, not taken from memory.
+  const tampered = { ...c!.collateral, tcb_info_signature: c!.collateral.tcb_info_signature.replace(/^./, (d) => (d === '0' ? '1' : '0')) }
+  t.throws(() => verifyQuote(c!.quote, parseCollateral(tampered), { now: c!.verifyAt }), { code: 'ATTESTATION_TCB_INFO_SIGNATURE_INVALID' })
+  t.equal(verifyQuote(c!.quote, parsed, { now: c!.verifyAt }).tcbStatus, 'UpToDate')
+})

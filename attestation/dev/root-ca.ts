@@ -277,11 +277,11 @@ function deriveSerial(seed: Uint8Array, label: string): Uint8Array {
   return s
 }
 
-/** Hex serial → INTEGER content octets: minimal, positive. */
+/** Hex serial → INTEGER content octets: minimal, positive (X.690 §8.3.2). */
 function serialContent(serialHex: string): Uint8Array {
-  const clean = serialHex.replace(/^(00)+/, '')
-  if (!/^([0-9a-f]{2})+$/i.test(clean.length % 2 ? `0${clean}` : clean)) invalid('serial number is not hex', { serial: serialHex })
-  const b = Buffer.from(clean.length % 2 ? `0${clean}` : clean, 'hex')
+  if (!/^[0-9a-fA-F]+$/.test(serialHex)) invalid('serial number is not hex', { serial: serialHex })
+  let b = Buffer.from(serialHex.length % 2 ? `0${serialHex}` : serialHex, 'hex')
+  while (b.length > 1 && b[0] === 0) b = b.subarray(1)
   return b[0]! & 0x80 ? Buffer.concat([Buffer.of(0), b]) : b
 }
 

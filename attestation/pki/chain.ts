@@ -9,7 +9,7 @@
  */
 import { VerificationError } from '../errors.ts'
 import type { Crl } from './crl.ts'
-import { certificateKey, verifyDer } from './ecdsa.ts'
+import { certificateKey, verifiedOnce, verifyDer } from './ecdsa.ts'
 import { KEY_USAGE_CRL_SIGN, KEY_USAGE_KEY_CERT_SIGN, commonName, sameBytes, type Certificate } from './x509.ts'
 
 /** A CRL whose signature and freshness were checked, with the key that signed it. */
@@ -68,7 +68,10 @@ function checkIssuerIsCa(issuer: Certificate, below: number, chain: string, usag
  * A stale CRL is expired collateral, not a parse problem.
  */
 export function verifyCrl(crl: Crl, issuer: Certificate, now: number, which: string): VerifiedCrl {
-  if (!sameBytes(crl.issuer, issuer.subject) || !verifyDer(crl.signatureAlgorithm, crl.tbs, certificateKey(issuer), crl.signature)) {
+  const signed =
+    sameBytes(crl.issuer, issuer.subject) &&
+    verifiedOnce(crl, issuer, () => verifyDer(crl.signatureAlgorithm, crl.tbs, certificateKey(issuer), crl.signature))
+  if (!signed) {
     throw new VerificationError('ATTESTATION_CRL_SIGNATURE_INVALID', `${which} CRL is not signed by "${label(issuer)}"`, {
       details: { crl: which },
     })
@@ -106,10 +109,13 @@ function checkRevocation(cert: Certificate, issuer: Certificate, opts: VerifyCha
 }
 
 /**
- * Verify `chain` (leaf first) up to the pinned root: names chain, each
- * signature verifies under its issuer's key, issuers are CAs within their
- * path length, every certificate (root included) is valid at `now`, and no
- * certificate is revoked. Returns the chain without the root.
+ * Verify `chain` (leaf first) up to the pinned root, in three passes so the
+ * error names the most basic problem: first that every certificate is
+ * signed by the next and the top by the pinned root (a foreign chain is
+ * ATTESTATION_ROOT_CA_UNTRUSTED, whatever else is wrong with it), with
+ * issuers that are CAs within their path length; then that every
+ * certificate, root included, is valid at `now`; then that none is revoked.
+ * Returns the chain without the root.
  */
 export function verifyChain(chain: readonly Certificate[], opts: VerifyChainOptions): Certificate[] {
   const certs = [...chain]
@@ -120,16 +126,15 @@ export function verifyChain(chain: readonly Certificate[], opts: VerifyChainOpti
       details: { chain: opts.label },
     })
   }
-  checkValidity(opts.root, opts.now, opts.label)
-  for (let i = 0; i < certs.length; i++) {
+  const issuerOf = (i: number) => (i === certs.length - 1 ? opts.root : certs[i + 1]!)
+  for (let i = certs.length - 1; i >= 0; i--) {
     const cert = certs[i]!
+    const issuer = issuerOf(i)
     const isTop = i === certs.length - 1
-    const issuer = isTop ? opts.root : certs[i + 1]!
     const signed =
       sameBytes(cert.issuer, issuer.subject) &&
-      verifyDer(cert.signatureAlgorithm, cert.tbs, certificateKey(issuer), cert.signature)
+      verifiedOnce(cert, issuer, () => verifyDer(cert.signatureAlgorithm, cert.tbs, certificateKey(issuer), cert.signature))
     if (!signed) {
-      // The top of the chain failing against the pinned root means another root.
       throw new VerificationError(
         isTop ? 'ATTESTATION_ROOT_CA_UNTRUSTED' : 'ATTESTATION_CERT_CHAIN_INVALID',
         isTop ? `${opts.label} chain does not end at the pinned root` : `"${label(cert)}" is not signed by "${label(issuer)}"`,
@@ -137,8 +142,9 @@ export function verifyChain(chain: readonly Certificate[], opts: VerifyChainOpti
       )
     }
     checkIssuerIsCa(issuer, i, opts.label, KEY_USAGE_KEY_CERT_SIGN)
-    checkValidity(cert, opts.now, opts.label)
-    checkRevocation(cert, issuer, opts)
   }
+  checkValidity(opts.root, opts.now, opts.label)
+  for (const cert of certs) checkValidity(cert, opts.now, opts.label)
+  certs.forEach((cert, i) => checkRevocation(cert, issuerOf(i), opts))
   return certs
 }

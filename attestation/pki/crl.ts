@@ -25,10 +25,10 @@ function malformed(what: string, cause?: unknown): never {
   throw new ParseError('ATTESTATION_CRL_MALFORMED', what, { cause })
 }
 
-/** Parse one DER CRL. Throws `ParseError` (ATTESTATION_CRL_MALFORMED). */
+/** Parse one DER CRL (copied, like certificates). Throws `ParseError` (ATTESTATION_CRL_MALFORMED). */
 export function parseCrl(der: Uint8Array): Crl {
   try {
-    return parseCrlUnchecked(der)
+    return parseCrlUnchecked(der.slice())
   } catch (e) {
     if (e instanceof ParseError && e.code === 'ATTESTATION_CRL_MALFORMED') throw e
     return malformed('malformed CRL', e)

@@ -56,6 +56,27 @@ export function p256KeyFromRaw(xy: Uint8Array): KeyObject | null {
   return keyFromSpki(Buffer.concat([P256_SPKI_PREFIX, xy]))
 }
 
+/**
+ * Successful signature checks of parsed, immutable objects (certificates,
+ * CRLs, signed collateral documents), remembered per (signed object, signer
+ * object) pair. Parsers copy the bytes they keep into buffers they own, so an
+ * object's signed bytes cannot change after it was verified; a new parse is a
+ * new object and is verified afresh. Only signatures are remembered: every
+ * validity window is checked on every call. This is how verification with
+ * prepared collateral stays cheap without skipping a step.
+ */
+const verifiedBy = new WeakMap<object, WeakSet<object>>()
+
+/** Verify `signed` (a parsed object) under `signer` once; later calls with the same pair return true at once. */
+export function verifiedOnce(signed: object, signer: object, check: () => boolean): boolean {
+  const seen = verifiedBy.get(signed)
+  if (seen?.has(signer)) return true
+  if (!check()) return false
+  if (seen) seen.add(signer)
+  else verifiedBy.set(signed, new WeakSet([signer]))
+  return true
+}
+
 function hashName(alg: SignatureAlgorithm): 'sha256' | 'sha384' {
   return alg === 'ecdsa-sha256' ? 'sha256' : 'sha384'
 }

@@ -99,10 +99,14 @@ function curveOf(buf: Uint8Array, spki: Tlv): Curve {
   return invalid(`unsupported curve ${curve}`)
 }
 
-/** Parse one DER certificate. Throws `ParseError` (ATTESTATION_CERT_INVALID). */
+/**
+ * Parse one DER certificate. Throws `ParseError` (ATTESTATION_CERT_INVALID).
+ * The input is copied: the result owns its bytes, so what a verifier checked
+ * cannot be changed afterwards through the caller's buffer.
+ */
 export function parseCertificate(der: Uint8Array): Certificate {
   try {
-    return parseCertificateUnchecked(der)
+    return parseCertificateUnchecked(der.slice())
   } catch (e) {
     if (e instanceof ParseError && e.code === 'ATTESTATION_CERT_INVALID') throw e
     return invalid('malformed certificate', e)

@@ -10,7 +10,8 @@
  */
 import { VerificationError, type VerificationErrorCode } from '../../errors.ts'
 import { verifyChain, verifyCrl, type VerifiedCrl } from '../../pki/chain.ts'
-import { certificateKey, verifyRaw } from '../../pki/ecdsa.ts'
+import { sameBytes } from '../../pki/x509.ts'
+import { certificateKey, verifiedOnce, verifyRaw } from '../../pki/ecdsa.ts'
 import type { TrustedRoot } from '../../roots/trust-root.ts'
 import type { Collateral, QeIdentity, Signed, TcbInfo } from '../abi/collateral.ts'
 
@@ -47,7 +48,7 @@ function verifySigned<T extends { issueDate: number; nextUpdate: number }>(
   now: number,
 ): void {
   const [signer] = verifyChain(doc.chain, { now, root: root.certificate, crls: [rootCrl], requireRevocation: true, label: item })
-  if (!verifyRaw('ecdsa-sha256', doc.bytes, certificateKey(signer!), doc.signature)) {
+  if (!verifiedOnce(doc, signer!, () => verifyRaw('ecdsa-sha256', doc.bytes, certificateKey(signer!), doc.signature))) {
     throw new VerificationError(code, `${item} signature does not verify`, { details: { item } })
   }
   checkWindow(item, doc.value.issueDate, doc.value.nextUpdate, now)
@@ -55,6 +56,13 @@ function verifySigned<T extends { issueDate: number; nextUpdate: number }>(
 
 /** Verify `c` under `root` at `now` (ms since the epoch). */
 export function verifyCollateral(c: Collateral, root: TrustedRoot, now: number): VerifiedCollateral {
+  // Collateral published under another root (the dev CA's, say) is foreign
+  // before it is anything else; say so rather than "bad CRL signature".
+  if (!sameBytes(c.rootCaCrl.issuer, root.certificate.subject)) {
+    throw new VerificationError('ATTESTATION_ROOT_CA_UNTRUSTED', 'collateral was issued under another root', {
+      details: { chain: 'root-ca-crl', root: root.kind },
+    })
+  }
   const rootCrl = verifyCrl(c.rootCaCrl, root.certificate, now, 'root-ca')
   if (c.rootCaCrl.revoked.has(root.certificate.serial)) {
     throw new VerificationError('ATTESTATION_CERT_REVOKED', 'the root CA is listed on its own CRL', {
