@@ -46,6 +46,10 @@ export const ERROR_CODES = {
   ATTESTATION_SGX_EXTENSION_INVALID: { family: 'parse', description: 'the PCK certificate SGX extension is missing or malformed' },
   ATTESTATION_COLLATERAL_MALFORMED: { family: 'parse', description: 'collateral JSON or its fields are malformed' },
   ATTESTATION_EVENTLOG_MALFORMED: { family: 'parse', description: 'CCEL table or TCG event log is malformed' },
+  ATTESTATION_GPU_REPORT_MALFORMED: { family: 'parse', description: 'the SPDM GET_MEASUREMENTS request/response of a GPU is malformed' },
+  ATTESTATION_GPU_EVIDENCE_MALFORMED: { family: 'parse', description: 'GPU evidence (JSON list, certificate chain encoding) is malformed' },
+  ATTESTATION_RIM_MALFORMED: { family: 'parse', description: 'a reference integrity manifest (SWID XML) is malformed or incomplete' },
+  ATTESTATION_OCSP_MALFORMED: { family: 'parse', description: 'an OCSP response could not be parsed' },
 
   // --- verification: the evidence is not genuine -------------------------
   ATTESTATION_ROOT_CA_UNTRUSTED: { family: 'verification', description: 'a chain does not end at the pinned trust root' },
@@ -66,6 +70,14 @@ export const ERROR_CODES = {
   ATTESTATION_TDX_MODULE_MISMATCH: { family: 'verification', description: 'MRSIGNERSEAM or SEAM attributes do not match the TDX module identity' },
   ATTESTATION_TCB_REVOKED: { family: 'verification', description: 'the combined TCB status is Revoked' },
   ATTESTATION_QE_VENDOR_UNKNOWN: { family: 'verification', description: 'QE vendor id is not Intel' },
+  ATTESTATION_GPU_SIGNATURE_INVALID: { family: 'verification', description: 'the GPU measurement report signature does not verify under the device leaf key' },
+  ATTESTATION_GPU_NONCE_MISMATCH: { family: 'verification', description: 'the GPU report answers another nonce' },
+  ATTESTATION_GPU_FWID_MISMATCH: { family: 'verification', description: 'the device certificate FWID does not match the report FWID' },
+  ATTESTATION_GPU_MEASUREMENT_MISMATCH: { family: 'verification', description: 'a GPU measurement does not match its golden value in the RIMs' },
+  ATTESTATION_RIM_SIGNATURE_INVALID: { family: 'verification', description: 'a RIM XML signature does not verify, or covers other content than the measurements used' },
+  ATTESTATION_RIM_MISMATCH: { family: 'verification', description: 'a RIM does not belong to this GPU (version, chip) or two RIMs claim one index' },
+  ATTESTATION_OCSP_INVALID: { family: 'verification', description: 'an OCSP response is not signed by an authorised responder, is stale, or is for another certificate' },
+  ATTESTATION_OCSP_MISSING: { family: 'verification', description: 'no OCSP response was given for a certificate whose status is required' },
   ATTESTATION_BINDING_MISMATCH: { family: 'verification', description: 'REPORTDATA does not bind the presented key config, signing address, GPU evidence and freshness value' },
   ATTESTATION_RTMR_MISMATCH: { family: 'verification', description: 'replaying the event log does not reproduce the quote RTMRs' },
 

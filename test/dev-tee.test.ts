@@ -40,6 +40,7 @@ import {
   TD_ATTRIBUTES_DEBUG,
   TD_ATTRIBUTES_SEPT_VE_DISABLE,
 } from '../attestation/dev/index.ts'
+import { thrown, codeOf } from './helpers/errors.ts'
 
 const NOW = new Date('2025-06-01T12:00:00Z')
 const DAY = 86_400_000
@@ -55,19 +56,7 @@ const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
 /** Distinct, recognisable bytes per field, so a field written at the wrong offset shows. */
 const pattern = (size: number, tag: number): Uint8Array => Uint8Array.from({ length: size }, (_, i) => (tag * 16 + i) & 0xff)
 
-/** Run `f`; return the error it throws, or undefined. */
-function thrown(f: () => unknown): unknown {
-  try {
-    f()
-  } catch (e) {
-    return e
-  }
-  return undefined
-}
 
-function codeOf(e: unknown): string | undefined {
-  return e instanceof BaseError ? (e.code as string) : undefined
-}
 
 const ca = createDevRootCa({ seed: SEED, now: NOW })
 const signer = createDevQuoteSigner(ca, { fmspc: DEV_FMSPC, seed: SIGNER_SEED })

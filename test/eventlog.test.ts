@@ -18,6 +18,7 @@ import {
   TPM_ALG_SHA384,
 } from '../attestation/eventlog/index.ts'
 import type { CcEvent } from '../attestation/eventlog/index.ts'
+import { thrown } from './helpers/errors.ts'
 
 const DIR = new URL('./vectors/eventlog/gce-cos113/', import.meta.url)
 const table = new Uint8Array(readFileSync(new URL('ccel_table.dat', DIR)))
@@ -36,15 +37,6 @@ function quoteRtmrs(q: Uint8Array): Uint8Array[] {
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
 
-/** Run `f`; return the error it throws, or undefined. */
-function thrown(f: () => unknown): unknown {
-  try {
-    f()
-  } catch (e) {
-    return e
-  }
-  return undefined
-}
 
 /** Recompute the ACPI checksum so a mutation tests the field, not the checksum. */
 function fixChecksum(tbl: Uint8Array): Uint8Array {

@@ -33,6 +33,7 @@ import {
   type TeeType,
 } from '../attestation/pcs/index.ts'
 import { startFakePcs, type FakePcs, type FakePcsOptions } from './helpers/fake-pcs.ts'
+import { QUOTE_COLLATERAL_V3_FIELDS } from '../attestation/pcs/types.ts'
 
 // --- vectors --------------------------------------------------------------
 
@@ -81,17 +82,7 @@ t.equal(sgx.request.ca, 'processor', 'the SGX vector is a processor-CA platform'
 
 // --- helpers --------------------------------------------------------------
 
-const BUNDLE_FIELDS = [
-  'pck_crl_issuer_chain',
-  'root_ca_crl',
-  'pck_crl',
-  'tcb_info_issuer_chain',
-  'tcb_info',
-  'tcb_info_signature',
-  'qe_identity_issuer_chain',
-  'qe_identity',
-  'qe_identity_signature',
-] as const
+const BUNDLE_FIELDS = QUOTE_COLLATERAL_V3_FIELDS
 
 /** Field-by-field strict equality, so a failure names the field that differs. */
 function sameBundle(t: Test, got: QuoteCollateralV3, want: QuoteCollateralV3): void {

@@ -65,4 +65,23 @@ t.test('prepared collateral: remembered signatures never skip a time check', asy
   const tampered = { ...c!.collateral, tcb_info_signature: c!.collateral.tcb_info_signature.replace(/^./, (d) => (d === '0' ? '1' : '0')) }
   t.throws(() => verifyQuote(c!.quote, parseCollateral(tampered), { now: c!.verifyAt }), { code: 'ATTESTATION_TCB_INFO_SIGNATURE_INVALID' })
   t.equal(verifyQuote(c!.quote, parsed, { now: c!.verifyAt }).tcbStatus, 'UpToDate')
+  // Bytes changed in place after a successful check are verified afresh.
+  const sig = parsed.tcbInfo.signature as Uint8Array
+  sig[0] ^= 1
+  t.throws(() => verifyQuote(c!.quote, parsed, { now: c!.verifyAt }), { code: 'ATTESTATION_TCB_INFO_SIGNATURE_INVALID' })
+  sig[0] ^= 1
+  const crlTbs = parsed.pckCrl.tbs as Uint8Array
+  crlTbs[crlTbs.length - 1] ^= 1
+  t.throws(() => verifyQuote(c!.quote, parsed, { now: c!.verifyAt }), { code: 'ATTESTATION_CRL_SIGNATURE_INVALID' })
+  crlTbs[crlTbs.length - 1] ^= 1
+  t.equal(verifyQuote(c!.quote, parsed, { now: c!.verifyAt }).tcbStatus, 'UpToDate')
+  t.throws(() => verifyQuote(c!.quote, parsed, { now: new Date(NaN) }), { code: 'ATTESTATION_OPTIONS_INVALID' })
+})
+
+t.test('collateral dates are strict RFC 3339', async (t) => {
+  const [c] = tdxCases().filter((x) => x.id === 'tdx-v4-emerald-rapids-uptodate')
+  for (const bad of ['2025-02-30T00:00:00Z', '2025-07-19T24:00:00Z', '2025-13-01T00:00:00Z', 'July 19 2025']) {
+    const text = c!.collateral.tcb_info.replace(/"issueDate":"[^"]*"/, `"issueDate":"${bad}"`)
+    t.throws(() => parseCollateral({ ...c!.collateral, tcb_info: text }), { code: 'ATTESTATION_COLLATERAL_MALFORMED' }, bad)
+  }
 })

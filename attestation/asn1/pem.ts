@@ -19,7 +19,7 @@ export function pemToDer(text: string, label = 'CERTIFICATE'): Uint8Array[] {
   for (;;) {
     const b = text.indexOf(BEGIN, p)
     const gap = b === -1 ? text.slice(p) : text.slice(p, b)
-    if (!/^[\s\0]*$/.test(gap)) {
+    if (!/^[ \t\r\n\0]*$/.test(gap)) {
       throw new ParseError('ATTESTATION_PEM_INVALID', 'text outside PEM blocks', { details: { offset: p } })
     }
     if (b === -1) break
@@ -30,11 +30,15 @@ export function pemToDer(text: string, label = 'CERTIFICATE'): Uint8Array[] {
     const footer = `${END}${label}-----`
     const e = text.indexOf(footer, b + header.length)
     if (e === -1) throw new ParseError('ATTESTATION_PEM_INVALID', 'unterminated PEM block', { details: { offset: b } })
-    const body = text.slice(b + header.length, e).replace(/\s+/g, '')
-    if (body.length === 0 || body.length % 4 !== 0 || !B64.test(body)) {
-      throw new ParseError('ATTESTATION_PEM_INVALID', 'PEM body is not base64', { details: { offset: b } })
+    // RFC 7468 §3: only space, tab, CR and LF may break the base64 lines.
+    const body = text.slice(b + header.length, e).replace(/[ \t\r\n]+/g, '')
+    const der = Buffer.from(body, 'base64')
+    // Canonical base64 only (no stray characters, zero pad bits), so one DER
+    // value has exactly one PEM spelling inside a block.
+    if (body.length === 0 || body.length % 4 !== 0 || !B64.test(body) || der.toString('base64') !== body) {
+      throw new ParseError('ATTESTATION_PEM_INVALID', 'PEM body is not canonical base64', { details: { offset: b } })
     }
-    out.push(new Uint8Array(Buffer.from(body, 'base64')))
+    out.push(new Uint8Array(der))
     p = e + footer.length
   }
   if (out.length === 0) throw new ParseError('ATTESTATION_PEM_INVALID', `no ${label} block`)

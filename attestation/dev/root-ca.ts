@@ -30,6 +30,7 @@
  */
 import { createECDH, createHash, createPrivateKey, createPublicKey, hkdfSync, randomBytes, sign, type KeyObject } from 'node:crypto'
 import { AsnConvert, OctetString } from '@peculiar/asn1-schema'
+import type { PckExtension } from '../tdx/abi/pck-extension.ts'
 import {
   AlgorithmIdentifier,
   AttributeTypeAndValue,
@@ -384,17 +385,9 @@ function svn(value: number, max: number, name: string): number {
  * .2.18 CPUSVN OCTET STRING(16)), PCE-ID, FMSPC, SGX Type, then optionally
  * PlatformInstanceID and Configuration.
  */
-export function encodeSgxExtension(o: {
-  readonly ppid: Uint8Array
-  readonly sgxTcbComponents: readonly number[]
-  readonly pceSvn: number
-  readonly cpuSvn: Uint8Array
-  readonly pceId: Uint8Array
-  readonly fmspc: Uint8Array
-  readonly sgxType: number
-  readonly platformInstanceId?: Uint8Array
-  readonly configuration?: PckConfiguration
-}): Der {
+export function encodeSgxExtension(
+  o: PckExtension & { readonly platformInstanceId?: Uint8Array; readonly configuration?: PckConfiguration },
+): Der {
   if (o.sgxTcbComponents.length !== 16) invalid('sgxTcbComponents must hold 16 SVNs', { actual: o.sgxTcbComponents.length })
   const pair = (id: string, value: Der) => sequence(oid(id), value)
   const tcb = sequence(

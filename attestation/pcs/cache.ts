@@ -24,21 +24,12 @@ import { ConfigError } from '../errors.ts'
 import { parseCrl } from '../pki/crl.ts'
 import { checkCa, checkFmspc, checkTeeType, type PcsClient } from './client.ts'
 import type { CollateralRequest, CollateralSources, FetchedCollateral, QuoteCollateralV3 } from './types.ts'
+import { QUOTE_COLLATERAL_V3_FIELDS } from './types.ts'
 
 /** Tag of the entry file layout; bump it when the layout changes so old entries read as misses. */
 export const CACHE_ENTRY_FORMAT = 'cgw-pcs-collateral/1'
 
-const REQUIRED_BUNDLE_FIELDS = [
-  'pck_crl_issuer_chain',
-  'root_ca_crl',
-  'pck_crl',
-  'tcb_info_issuer_chain',
-  'tcb_info',
-  'tcb_info_signature',
-  'qe_identity_issuer_chain',
-  'qe_identity',
-  'qe_identity_signature',
-] as const satisfies readonly (keyof QuoteCollateralV3)[]
+const REQUIRED_BUNDLE_FIELDS = QUOTE_COLLATERAL_V3_FIELDS
 
 const SOURCE_FIELDS = ['tcbInfo', 'qeIdentity', 'pckCrl', 'rootCaCrl'] as const satisfies readonly (keyof CollateralSources)[]
 

@@ -70,3 +70,16 @@ export interface FetchedCollateral {
   readonly fetchedAt: string
   readonly sources: CollateralSources
 }
+
+/** Every required member of a `QuoteCollateralV3` bundle, in Intel's order. */
+export const QUOTE_COLLATERAL_V3_FIELDS = [
+  'pck_crl_issuer_chain',
+  'root_ca_crl',
+  'pck_crl',
+  'tcb_info_issuer_chain',
+  'tcb_info',
+  'tcb_info_signature',
+  'qe_identity_issuer_chain',
+  'qe_identity',
+  'qe_identity_signature',
+] as const satisfies readonly (keyof QuoteCollateralV3)[]

@@ -70,7 +70,9 @@ function checkIssuerIsCa(issuer: Certificate, below: number, chain: string, usag
 export function verifyCrl(crl: Crl, issuer: Certificate, now: number, which: string): VerifiedCrl {
   const signed =
     sameBytes(crl.issuer, issuer.subject) &&
-    verifiedOnce(crl, issuer, () => verifyDer(crl.signatureAlgorithm, crl.tbs, certificateKey(issuer), crl.signature))
+    verifiedOnce(crl, issuer.spki, crl.tbs, crl.signature, () =>
+      verifyDer(crl.signatureAlgorithm, crl.tbs, certificateKey(issuer), crl.signature),
+    )
   if (!signed) {
     throw new VerificationError('ATTESTATION_CRL_SIGNATURE_INVALID', `${which} CRL is not signed by "${label(issuer)}"`, {
       details: { crl: which },
@@ -133,7 +135,9 @@ export function verifyChain(chain: readonly Certificate[], opts: VerifyChainOpti
     const isTop = i === certs.length - 1
     const signed =
       sameBytes(cert.issuer, issuer.subject) &&
-      verifiedOnce(cert, issuer, () => verifyDer(cert.signatureAlgorithm, cert.tbs, certificateKey(issuer), cert.signature))
+      verifiedOnce(cert, issuer.spki, cert.tbs, cert.signature, () =>
+        verifyDer(cert.signatureAlgorithm, cert.tbs, certificateKey(issuer), cert.signature),
+      )
     if (!signed) {
       throw new VerificationError(
         isTop ? 'ATTESTATION_ROOT_CA_UNTRUSTED' : 'ATTESTATION_CERT_CHAIN_INVALID',

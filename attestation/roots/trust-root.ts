@@ -10,7 +10,7 @@ import { parseCertificate, type Certificate } from '../pki/x509.ts'
 
 /** A root of trust that a verifier is told to use; `kind` says which world it is. */
 export interface TrustedRoot {
-  readonly kind: 'intel' | 'dev'
+  readonly kind: 'intel' | 'dev' | 'nvidia-device' | 'nvidia-rim'
   readonly certificate: Certificate
   /** Lower-case hex SHA-256 of the root certificate DER. */
   readonly fingerprint: string

@@ -136,12 +136,21 @@ function hex(v: unknown, field: string, bytes: number): Uint8Array {
   return new Uint8Array(Buffer.from(s, 'hex'))
 }
 
-/** RFC 3339 instant with a Z or offset, as Intel writes them. */
+/**
+ * RFC 3339 instant (§5.6) with a Z or offset, as Intel writes them. Every
+ * field is range-checked: `Date.parse` alone rolls 2025-02-30 over to March.
+ */
 function instant(v: unknown, field: string): number {
   const s = str(v, field)
-  const ms = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/.test(s) ? Date.parse(s) : NaN
-  if (Number.isNaN(ms)) bad(field, 'expected an RFC 3339 date-time')
-  return ms
+  const m = /^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$/.exec(s)
+  if (m) {
+    const [y, mo, d, h, mi, se] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number]
+    const day = new Date(Date.UTC(y, mo - 1, d))
+    if (mo >= 1 && mo <= 12 && day.getUTCDate() === d && day.getUTCMonth() === mo - 1 && h <= 23 && mi <= 59 && se <= 59) {
+      return Date.parse(s)
+    }
+  }
+  return bad(field, 'expected an RFC 3339 date-time')
 }
 
 function status(v: unknown, field: string): TcbStatus {

@@ -48,7 +48,10 @@ function verifySigned<T extends { issueDate: number; nextUpdate: number }>(
   now: number,
 ): void {
   const [signer] = verifyChain(doc.chain, { now, root: root.certificate, crls: [rootCrl], requireRevocation: true, label: item })
-  if (!verifiedOnce(doc, signer!, () => verifyRaw('ecdsa-sha256', doc.bytes, certificateKey(signer!), doc.signature))) {
+  const ok = verifiedOnce(doc, signer!.spki, doc.bytes, doc.signature, () =>
+    verifyRaw('ecdsa-sha256', doc.bytes, certificateKey(signer!), doc.signature),
+  )
+  if (!ok) {
     throw new VerificationError(code, `${item} signature does not verify`, { details: { item } })
   }
   checkWindow(item, doc.value.issueDate, doc.value.nextUpdate, now)

@@ -12,7 +12,7 @@
  *  5. QE identity, platform TCB level, TDX module identity; convergence;
  *  6. Revoked is always a failure.
  */
-import { VerificationError } from '../../errors.ts'
+import { ConfigError, VerificationError } from '../../errors.ts'
 import { verifyChain } from '../../pki/chain.ts'
 import { parseCertificate, type Certificate } from '../../pki/x509.ts'
 import { INTEL_SGX_ROOT_CA, type TrustedRoot } from '../../roots/trust-root.ts'
@@ -77,7 +77,7 @@ export function verifyQuote(
   options: VerifyQuoteOptions,
 ): VerifiedQuote {
   const now = options.now.getTime()
-  if (!Number.isFinite(now)) throw new TypeError('options.now must be a valid Date')
+  if (!Number.isFinite(now)) throw new ConfigError('ATTESTATION_OPTIONS_INVALID', 'options.now must be a valid Date')
   const root = options.trustedRoot ?? INTEL_SGX_ROOT_CA
   const q = quote instanceof Uint8Array ? parseQuote(quote) : quote
   const c = 'tcbInfo' in collateral ? collateral : parseCollateral(collateral)
