@@ -67,13 +67,13 @@ t.test('prepared collateral: remembered signatures never skip a time check', asy
   t.equal(verifyQuote(c!.quote, parsed, { now: c!.verifyAt }).tcbStatus, 'UpToDate')
   // Bytes changed in place after a successful check are verified afresh.
   const sig = parsed.tcbInfo.signature as Uint8Array
-  sig[0] ^= 1
+  sig[0] = sig[0]! ^ 1
   t.throws(() => verifyQuote(c!.quote, parsed, { now: c!.verifyAt }), { code: 'ATTESTATION_TCB_INFO_SIGNATURE_INVALID' })
-  sig[0] ^= 1
+  sig[0] = sig[0]! ^ 1
   const crlTbs = parsed.pckCrl.tbs as Uint8Array
-  crlTbs[crlTbs.length - 1] ^= 1
+  crlTbs[crlTbs.length - 1] = crlTbs[crlTbs.length - 1]! ^ 1
   t.throws(() => verifyQuote(c!.quote, parsed, { now: c!.verifyAt }), { code: 'ATTESTATION_CRL_SIGNATURE_INVALID' })
-  crlTbs[crlTbs.length - 1] ^= 1
+  crlTbs[crlTbs.length - 1] = crlTbs[crlTbs.length - 1]! ^ 1
   t.equal(verifyQuote(c!.quote, parsed, { now: c!.verifyAt }).tcbStatus, 'UpToDate')
   t.throws(() => verifyQuote(c!.quote, parsed, { now: new Date(NaN) }), { code: 'ATTESTATION_OPTIONS_INVALID' })
 })
