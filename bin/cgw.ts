@@ -4,6 +4,7 @@
  */
 import { runVerifyQuote } from './commands/verify-quote.ts'
 import { runStart } from './commands/start.ts'
+import { runVerifyGpu } from './commands/verify-gpu.ts'
 import { EXIT } from './exit-codes.ts'
 
 export interface Io {
@@ -18,6 +19,7 @@ const stdio: Io = {
 
 const COMMANDS: Record<string, (args: string[], io: Io) => Promise<number>> = {
   'verify-quote': runVerifyQuote,
+  'verify-gpu': runVerifyGpu,
   start: runStart,
 }
 
@@ -25,6 +27,7 @@ const USAGE = `usage: cgw <command> [options]
 
 commands:
   verify-quote <quote file> [--collateral FILE | --pcs URL] [--policy FILE] [--at ISO-TIME] [--json]
+  verify-gpu <evidence.json> [--nonce HEX] [--rims DIR] [--policy FILE] [--dev-root FILE] [--at ISO-TIME] [--json]
   start          run the local system (for now: verify a bundled real quote)
 
 exit codes: 0 accepted, 1 usage, 2 parse error, 3 verification failed, 4 policy rejected, 5 collateral unavailable

@@ -2,7 +2,7 @@
  * Process exit codes of every `cgw` command, one per error family, so that
  * scripts can branch on what went wrong without reading text.
  */
-import { isAttestationError, errorFamily, type ErrorFamily } from '../attestation/errors.ts'
+import { PolicyError, isAttestationError, errorFamily, type ErrorFamily, type PolicyMismatch } from '../attestation/errors.ts'
 
 export const EXIT = {
   /** Genuine and accepted by the policy. */
@@ -32,4 +32,26 @@ const BY_FAMILY: Record<ErrorFamily, number> = {
 /** The exit code for a thrown value. */
 export function exitCodeFor(e: unknown): number {
   return isAttestationError(e) ? BY_FAMILY[errorFamily(e.code)] : EXIT.INTERNAL
+}
+
+export interface Failure {
+  readonly error: { readonly code: string; readonly message: string; readonly details: Record<string, unknown> }
+  readonly exitCode: number
+  readonly mismatches?: readonly PolicyMismatch[]
+}
+
+/**
+ * What a command reports for a thrown value: our typed errors by code and
+ * family; node's argument-parser errors as usage; anything else as a bug —
+ * never as a verdict on the evidence.
+ */
+export function failureOf(e: unknown): Failure {
+  if (isAttestationError(e)) {
+    return { error: e.toJSON(), exitCode: exitCodeFor(e), ...(e instanceof PolicyError ? { mismatches: e.mismatches } : {}) }
+  }
+  const code = (e as { code?: unknown } | null)?.code
+  if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) {
+    return { error: { code: 'ATTESTATION_OPTIONS_INVALID', message: (e as Error).message, details: {} }, exitCode: EXIT.USAGE }
+  }
+  return { error: { code: 'INTERNAL', message: e instanceof Error ? e.message : String(e), details: {} }, exitCode: EXIT.INTERNAL }
 }

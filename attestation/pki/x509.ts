@@ -4,6 +4,7 @@
  * signed bytes. Shared by the Intel DCAP and NVIDIA verifiers.
  */
 import { ParseError } from '../errors.ts'
+import { interned } from './parse-cache.ts'
 import {
   TAG,
   bitString,
@@ -102,9 +103,14 @@ function curveOf(buf: Uint8Array, spki: Tlv): Curve {
 /**
  * Parse one DER certificate. Throws `ParseError` (ATTESTATION_CERT_INVALID).
  * The input is copied: the result owns its bytes, so what a verifier checked
- * cannot be changed afterwards through the caller's buffer.
+ * cannot be changed afterwards through the caller's buffer. Identical DER
+ * yields the same object (parse-cache.ts).
  */
 export function parseCertificate(der: Uint8Array): Certificate {
+  return interned('certificate', der, parseCertificateFresh)
+}
+
+function parseCertificateFresh(der: Uint8Array): Certificate {
   try {
     return parseCertificateUnchecked(der.slice())
   } catch (e) {

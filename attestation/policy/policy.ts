@@ -31,6 +31,22 @@ export interface RequiredEvent {
 export const MEASUREMENT_FIELDS = ['mrTd', 'rtmr0', 'rtmr1', 'rtmr2', 'rtmr3', 'mrConfigId', 'mrOwner', 'mrOwnerConfig'] as const
 export type MeasurementField = (typeof MEASUREMENT_FIELDS)[number]
 
+/** What the policy accepts of a TD's GPUs (NVIDIA H100 in CC mode). */
+export interface GpuPolicy {
+  /** False only when the policy says explicitly that no GPU evidence is needed. */
+  readonly required: boolean
+  /** Root of the device and RIM chains: NVIDIA's pinned roots, or a named dev root. */
+  readonly trustRoot: TrustRootChoice | { readonly kind: 'nvidia' }
+  /** Exact number of GPUs expected, or any number (at least one). */
+  readonly count: number | 'any'
+  readonly driverVersions: AllowList
+  readonly vbiosVersions: AllowList
+  /** Missing OCSP status for a certificate that has one is an error (default). */
+  readonly requireOcsp: boolean
+  /** Protected PCIe (multi-GPU CC) must be on, for platforms that need it. */
+  readonly requireProtectedPcie: boolean
+}
+
 /** The checked form of a policy document. */
 export interface QuotePolicy {
   readonly trustRoot: TrustRootChoice
@@ -45,6 +61,12 @@ export interface QuotePolicy {
   /** Maximum age of the oldest collateral item, in ms; null = any age within validity. */
   readonly maxCollateralAgeMs: number | null
   readonly requiredEvents: readonly RequiredEvent[]
+  /**
+   * GPU policy; null when the document has no `gpu` section. A verifier of
+   * combined TD + GPU evidence refuses a null GPU policy: saying "no GPU" takes
+   * `"gpu": { "required": false }`.
+   */
+  readonly gpu: GpuPolicy | null
 }
 
 /** The policy document as written (JSON). */
@@ -61,7 +83,21 @@ export interface PolicyDocument {
     maxCollateralAgeSeconds?: number | 'any'
     requiredEvents?: { rtmr: number; digest: string; description?: string }[]
   } & Record<MeasurementField, string[] | 'any'>
+  gpu?: GpuPolicyDocument
 }
+
+/** The `gpu` section as written. */
+export type GpuPolicyDocument =
+  | { required: false }
+  | {
+      required?: true
+      trustRoot: 'nvidia' | { dev: string }
+      count: number | 'any'
+      driverVersions: string[] | 'any'
+      vbiosVersions: string[] | 'any'
+      requireOcsp?: boolean
+      requireProtectedPcie?: boolean
+    }
 
 function invalid(path: string, what: string): never {
   throw new ConfigError('ATTESTATION_POLICY_INVALID', `${path}: ${what}`, { details: { path } })
@@ -102,15 +138,9 @@ function allowList(v: unknown, path: string, check: (x: unknown, p: string) => s
 /** Check a policy document once; the result is what validators take. */
 export function parsePolicy(doc: unknown): QuotePolicy {
   const o = object(doc, 'policy')
-  onlyKeys(o, ['version', 'trustRoot', 'tdx', 'description'], 'policy')
+  onlyKeys(o, ['version', 'trustRoot', 'tdx', 'gpu', 'description'], 'policy')
   if (o.version !== 1) invalid('policy.version', 'expected 1')
-  let trustRoot: TrustRootChoice
-  if (o.trustRoot === 'intel') trustRoot = { kind: 'intel' }
-  else if (typeof o.trustRoot === 'object' && o.trustRoot !== null) {
-    const r = object(o.trustRoot, 'policy.trustRoot')
-    onlyKeys(r, ['dev'], 'policy.trustRoot')
-    trustRoot = { kind: 'dev', fingerprint: hexValue(r.dev, 'policy.trustRoot.dev', 32) }
-  } else invalid('policy.trustRoot', 'expected "intel" or { "dev": "<sha256 fingerprint of the dev root>" }')
+  const trustRoot = rootChoice(o.trustRoot, 'policy.trustRoot', 'intel') as TrustRootChoice
 
   const t = object(o.tdx, 'policy.tdx')
   onlyKeys(
@@ -165,7 +195,64 @@ export function parsePolicy(doc: unknown): QuotePolicy {
     mrSeam: allowList(t.mrSeam, 'policy.tdx.mrSeam', h48, false),
     maxCollateralAgeMs: age === 'any' ? null : (age as number) * 1000,
     requiredEvents,
+    gpu: o.gpu === undefined ? null : parseGpuPolicy(o.gpu),
   }
+}
+
+function rootChoice(v: unknown, path: string, production: 'intel' | 'nvidia'): TrustRootChoice | { kind: 'nvidia' } {
+  if (v === production) return { kind: production } as TrustRootChoice | { kind: 'nvidia' }
+  if (typeof v === 'object' && v !== null && !Array.isArray(v)) {
+    const r = v as Record<string, unknown>
+    onlyKeys(r, ['dev'], path)
+    return { kind: 'dev', fingerprint: hexValue(r.dev, `${path}.dev`, 32) }
+  }
+  return invalid(path, `expected "${production}" or { "dev": "<sha256 fingerprint of the dev root>" }`)
+}
+
+/** Check the `gpu` section of a policy document. */
+export function parseGpuPolicy(doc: unknown): GpuPolicy {
+  const g = object(doc, 'policy.gpu')
+  if (g.required === false) {
+    onlyKeys(g, ['required'], 'policy.gpu')
+    return {
+      required: false,
+      trustRoot: { kind: 'nvidia' },
+      count: 'any',
+      driverVersions: 'any',
+      vbiosVersions: 'any',
+      requireOcsp: true,
+      requireProtectedPcie: false,
+    }
+  }
+  onlyKeys(g, ['required', 'trustRoot', 'count', 'driverVersions', 'vbiosVersions', 'requireOcsp', 'requireProtectedPcie'], 'policy.gpu')
+  if (g.required !== undefined && g.required !== true) invalid('policy.gpu.required', 'expected true or false')
+  if (g.count !== 'any' && (typeof g.count !== 'number' || !Number.isInteger(g.count) || g.count < 1 || g.count > 64)) {
+    invalid('policy.gpu.count', 'required: the number of GPUs (1-64), or "any"')
+  }
+  const version = (x: unknown, p: string) => {
+    if (typeof x !== 'string' || !/^[0-9A-Fa-f]+(\.[0-9A-Fa-f]+)+$/.test(x)) invalid(p, 'expected a dotted version like 550.90.07')
+    return x.toUpperCase()
+  }
+  return {
+    required: true,
+    trustRoot: rootChoice(g.trustRoot, 'policy.gpu.trustRoot', 'nvidia'),
+    count: g.count as number | 'any',
+    driverVersions: allowList(g.driverVersions, 'policy.gpu.driverVersions', version, true),
+    vbiosVersions: allowList(g.vbiosVersions, 'policy.gpu.vbiosVersions', version, true),
+    requireOcsp: bool(g.requireOcsp, 'policy.gpu.requireOcsp', true),
+    requireProtectedPcie: bool(g.requireProtectedPcie, 'policy.gpu.requireProtectedPcie', false),
+  }
+}
+
+/**
+ * The GPU baseline `cgw verify-gpu` applies without a policy file: NVIDIA's
+ * roots, OCSP required, any driver/VBIOS version (the report says so).
+ */
+export const BASELINE_GPU_POLICY_DOCUMENT: GpuPolicyDocument = {
+  trustRoot: 'nvidia',
+  count: 'any',
+  driverVersions: 'any',
+  vbiosVersions: 'any',
 }
 
 /**

@@ -7,20 +7,19 @@
  * advisories, debug off) and the report says plainly that no workload
  * measurement was pinned. The exit code says which stage failed.
  */
-import { readFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
-import { ConfigError, PolicyError, isAttestationError } from '../../attestation/errors.ts'
+import { ConfigError } from '../../attestation/errors.ts'
 import { parseQuote, type Quote, type TdReport } from '../../attestation/tdx/abi/quote.ts'
 import { collateralRequestForQuote } from '../../attestation/tdx/abi/collateral-request.ts'
 import { verifyQuote, type VerifiedQuote } from '../../attestation/tdx/verify/verify-quote.ts'
 import { validateQuote } from '../../attestation/tdx/validate/validate-quote.ts'
 import { BASELINE_POLICY_DOCUMENT, MEASUREMENT_FIELDS, parsePolicy, type QuotePolicy } from '../../attestation/policy/policy.ts'
 import { INTEL_SGX_ROOT_CA, trustedRootFromDer, type TrustedRoot } from '../../attestation/roots/trust-root.ts'
-import { pemToDer } from '../../attestation/asn1/pem.ts'
 import { createPcsClient } from '../../attestation/pcs/client.ts'
 import type { QuoteCollateralV3 } from '../../attestation/pcs/types.ts'
 import { parseEventLog, verifyRtmrs, type CcEvent } from '../../attestation/eventlog/index.ts'
-import { EXIT, exitCodeFor } from '../exit-codes.ts'
+import { EXIT, failureOf } from '../exit-codes.ts'
+import { instantOption, readCertificate, readInput, readJson } from '../io.ts'
 import type { Io } from '../cgw.ts'
 
 type Stage = 'arguments' | 'parse' | 'collateral' | 'verify' | 'event-log' | 'policy' | 'accepted'
@@ -44,23 +43,6 @@ export function decodeQuoteFile(bytes: Uint8Array): Uint8Array {
   const text = Buffer.from(bytes).toString('latin1').trim().replace(/^0x/i, '').replace(/\s+/g, '')
   if (text.length > 0 && text.length % 2 === 0 && /^[0-9a-fA-F]+$/.test(text)) return new Uint8Array(Buffer.from(text, 'hex'))
   return bytes
-}
-
-async function readInput(path: string, what: string): Promise<Uint8Array> {
-  try {
-    return new Uint8Array(await readFile(path))
-  } catch (e) {
-    throw new ConfigError('ATTESTATION_OPTIONS_INVALID', `cannot read ${what} ${path}`, { cause: e, details: { path } })
-  }
-}
-
-async function readJson(path: string, what: string): Promise<unknown> {
-  const text = Buffer.from(await readInput(path, what)).toString('utf8')
-  try {
-    return JSON.parse(text)
-  } catch (e) {
-    throw new ConfigError('ATTESTATION_OPTIONS_INVALID', `${what} ${path} is not JSON`, { cause: e, details: { path } })
-  }
 }
 
 function describeQuote(q: Quote): Record<string, unknown> {
@@ -124,10 +106,7 @@ async function loadRoot(policy: QuotePolicy, devRootPath: string | undefined): P
   if (!devRootPath) {
     throw new ConfigError('ATTESTATION_OPTIONS_INVALID', 'the policy names a dev root: pass its certificate with --dev-root FILE')
   }
-  const bytes = await readInput(devRootPath, 'dev root')
-  const text = Buffer.from(bytes).toString('latin1')
-  const der = text.includes('-----BEGIN') ? pemToDer(text)[0]! : bytes
-  return trustedRootFromDer('dev', der, policy.trustRoot.fingerprint)
+  return trustedRootFromDer('dev', await readCertificate(devRootPath, 'dev root'), policy.trustRoot.fingerprint)
 }
 
 /** Run the command; returns the exit code. */
@@ -152,8 +131,7 @@ export async function runVerifyQuote(args: string[], io: Io): Promise<number> {
     json = values.json === true
     if (positionals.length !== 1) throw new ConfigError('ATTESTATION_OPTIONS_INVALID', 'expected exactly one quote file')
     if (!values.collateral === !values.pcs) throw new ConfigError('ATTESTATION_OPTIONS_INVALID', 'give one of --collateral FILE or --pcs URL')
-    const now = values.at ? new Date(values.at) : new Date()
-    if (Number.isNaN(now.getTime())) throw new ConfigError('ATTESTATION_OPTIONS_INVALID', '--at is not an ISO 8601 time')
+    const now = instantOption(values.at)
     const policy = parsePolicy(values.policy ? await readJson(values.policy, 'policy') : BASELINE_POLICY_DOCUMENT)
     report.policy.source = values.policy ?? 'baseline (no workload measurement pinned; pass --policy FILE to pin them)'
     const root = await loadRoot(policy, values['dev-root'])
@@ -188,18 +166,10 @@ export async function runVerifyQuote(args: string[], io: Io): Promise<number> {
     report.ok = true
     report.exitCode = EXIT.OK
   } catch (e) {
-    if (isAttestationError(e)) {
-      report.error = e.toJSON()
-      report.exitCode = exitCodeFor(e)
-      if (e instanceof PolicyError) report.policy.mismatches = e.mismatches
-    } else if (report.stage === 'arguments' && (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      report.error = { code: 'ATTESTATION_OPTIONS_INVALID', message: (e as Error).message, details: {} }
-      report.exitCode = EXIT.USAGE
-    } else {
-      // Not one of ours: a bug. Say so, never report it as a verdict on the quote.
-      report.error = { code: 'INTERNAL', message: e instanceof Error ? e.message : String(e), details: {} }
-      report.exitCode = EXIT.INTERNAL
-    }
+    const f = failureOf(e)
+    report.error = f.error
+    report.exitCode = f.exitCode
+    if (f.mismatches) report.policy.mismatches = f.mismatches
   }
   if (json) io.out(`${JSON.stringify(report, null, 2)}\n`)
   else io.out(render(report))

@@ -29,34 +29,11 @@ import { verify as dcapVerify, type Collateral as DcapCollateral } from '@phala/
 import { parseCollateral } from '../../attestation/tdx/abi/collateral.ts'
 import { verifyQuote } from '../../attestation/tdx/verify/verify-quote.ts'
 import { tdxCases, type TdxCase } from '../helpers/vectors.ts'
+import { argValue, measure, round } from './harness.ts'
 
 const DEFAULT_CASE = 'tdx-v4-emerald-rapids-uptodate'
 const TARGETS = { warm: 10, cold: 3 } as const
 const MIN_CALLS = 200
-const WARMUP_CALLS = 30
-const ROUND_MS = 50
-
-interface Contender {
-  readonly name: string
-  readonly run: () => unknown
-  readonly times: number[] // ms per call
-  batch: number
-}
-
-function median(xs: readonly number[]): number {
-  return quantile(xs, 0.5)
-}
-
-function quantile(xs: readonly number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b)
-  const pos = (s.length - 1) * q
-  const lo = Math.floor(pos)
-  const hi = Math.ceil(pos)
-  return s[lo]! + (s[hi]! - s[lo]!) * (pos - lo)
-}
-
-const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0)
-const round = (x: number, d = 4) => Number(x.toFixed(d))
 
 /** Both verifiers, once each: same status, same advisories, or throw. */
 function checkAgreement(c: TdxCase, nowSecs: number): { status: string; advisoryIds: string[] } {
@@ -77,35 +54,15 @@ function bench(c: TdxCase, timeMs: number) {
   const parsed = parseCollateral(c.collateral)
   const dcapCollateral = JSON.parse(c.collateralText) as DcapCollateral
   const opts = { now: c.verifyAt }
-  const mk = (name: string, run: () => unknown): Contender => ({ name, run, times: [], batch: 1 })
-  const contenders = [
-    mk('ours warm', () => verifyQuote(c.quote, parsed, opts)),
-    mk('ours cold', () => verifyQuote(c.quote, parseCollateral(JSON.parse(c.collateralText)), opts)),
-    mk('dcap-qvl', () => dcapVerify(c.quote, dcapCollateral, nowSecs)),
-    mk('dcap cold', () => dcapVerify(c.quote, JSON.parse(c.collateralText) as DcapCollateral, nowSecs)),
-  ]
-
-  // Warm-up; also sizes each contender's batch to about ROUND_MS per round.
-  for (const k of contenders) {
-    const t0 = process.hrtime.bigint()
-    for (let i = 0; i < WARMUP_CALLS; i++) k.run()
-    const perCall = Number(process.hrtime.bigint() - t0) / 1e6 / WARMUP_CALLS
-    k.batch = Math.max(1, Math.round(ROUND_MS / perCall))
-  }
-
-  const done = (k: Contender) => k.times.length >= MIN_CALLS && sum(k.times) >= timeMs
-  for (let r = 0; !contenders.every(done); r++) {
-    for (let j = 0; j < contenders.length; j++) {
-      const k = contenders[(r + j) % contenders.length]!
-      for (let i = 0; i < k.batch; i++) {
-        const t0 = process.hrtime.bigint()
-        k.run()
-        k.times.push(Number(process.hrtime.bigint() - t0) / 1e6)
-      }
-    }
-  }
-
-  const stats = contenders.map((k) => ({ name: k.name, calls: k.times.length, median: median(k.times), p90: quantile(k.times, 0.9) }))
+  const stats = measure(
+    [
+      { name: 'ours warm', run: () => verifyQuote(c.quote, parsed, opts) },
+      { name: 'ours cold', run: () => verifyQuote(c.quote, parseCollateral(JSON.parse(c.collateralText)), opts) },
+      { name: 'dcap-qvl', run: () => dcapVerify(c.quote, dcapCollateral, nowSecs) },
+      { name: 'dcap cold', run: () => dcapVerify(c.quote, JSON.parse(c.collateralText) as DcapCollateral, nowSecs) },
+    ],
+    { timeMs, minCalls: MIN_CALLS },
+  )
   const [warm, cold, dcap, dcapCold] = stats as [(typeof stats)[0], (typeof stats)[0], (typeof stats)[0], (typeof stats)[0]]
   const speedupWarm = dcap.median / warm.median
   const speedupCold = dcap.median / cold.median
@@ -147,10 +104,7 @@ function figures({ case: _id, meets_targets: _meets, ...rest }: ReturnType<typeo
 
 function main(): void {
   const args = process.argv.slice(2)
-  const arg = (flag: string) => {
-    const i = args.indexOf(flag)
-    return i >= 0 ? args[i + 1] : undefined
-  }
+  const arg = (flag: string) => argValue(args, flag)
   const timeMs = Number(arg('--time-ms') ?? 1000)
   if (!(timeMs > 0)) throw new Error('--time-ms must be a positive number')
   const all = tdxCases()
