@@ -16,21 +16,17 @@ import { gpuEvidenceFromJson, parseGpuEvidence } from '../../attestation/nvidia/
 import { verifyGpuEvidence, type VerifiedGpuEvidence } from '../../attestation/nvidia/verify/verify-gpu-evidence.ts'
 import { validateGpuEvidence } from '../../attestation/nvidia/validate/validate-gpu.ts'
 import { BASELINE_GPU_POLICY_DOCUMENT, parseGpuPolicy, parsePolicy, type GpuPolicy } from '../../attestation/policy/policy.ts'
-import { trustedRootFromDer, type TrustedRoot } from '../../attestation/roots/trust-root.ts'
-import { EXIT, failureOf } from '../exit-codes.ts'
-import { instantOption, readCertificate, readInput, readJson } from '../io.ts'
+import { EXIT } from '../exit-codes.ts'
+import { devRootFor, runReported, Table, type CommandReport } from '../report.ts'
+import { instantOption, readInput, readJson } from '../io.ts'
 import type { Io } from '../cgw.ts'
 
 type Stage = 'arguments' | 'parse' | 'verify' | 'policy' | 'accepted'
 
-interface Report {
-  ok: boolean
-  exitCode: number
+interface Report extends CommandReport {
   stage: Stage
   nonce?: { value: string; checked: boolean }
-  error?: { code: string; message: string; details: Record<string, unknown> }
   verification?: VerifiedGpuEvidence
-  policy: { source: string; mismatches?: readonly unknown[] }
 }
 
 async function loadPolicy(path: string | undefined): Promise<GpuPolicy> {
@@ -58,8 +54,7 @@ async function loadRimStore(dir: string | undefined): Promise<string[]> {
 
 export async function runVerifyGpu(args: string[], io: Io): Promise<number> {
   const report: Report = { ok: false, exitCode: EXIT.USAGE, stage: 'arguments', policy: { source: 'baseline (NVIDIA roots, OCSP required, any driver/VBIOS)' } }
-  let json = args.includes('--json')
-  try {
+  return runReported(report, args, io, async () => {
     const { values, positionals } = parseArgs({
       args,
       allowPositionals: true,
@@ -72,7 +67,6 @@ export async function runVerifyGpu(args: string[], io: Io): Promise<number> {
         json: { type: 'boolean' },
       },
     })
-    json = values.json === true
     if (positionals.length !== 1) throw new ConfigError('ATTESTATION_OPTIONS_INVALID', 'expected exactly one evidence file')
     const now = instantOption(values.at)
     if (values.nonce !== undefined && !/^(0x)?[0-9a-fA-F]{64}$/.test(values.nonce)) {
@@ -80,11 +74,7 @@ export async function runVerifyGpu(args: string[], io: Io): Promise<number> {
     }
     const policy = await loadPolicy(values.policy)
     if (values.policy) report.policy.source = values.policy
-    let root: TrustedRoot | undefined
-    if (policy.trustRoot.kind === 'dev') {
-      if (!values['dev-root']) throw new ConfigError('ATTESTATION_OPTIONS_INVALID', 'the policy names a dev root: pass its certificate with --dev-root FILE')
-      root = trustedRootFromDer('dev', await readCertificate(values['dev-root'], 'dev root'), policy.trustRoot.fingerprint)
-    }
+    const root = await devRootFor(policy.trustRoot, values['dev-root'])
     const rims = await loadRimStore(values.rims)
     const text = Buffer.from(await readInput(positionals[0]!, 'evidence')).toString('utf8')
 
@@ -103,17 +93,7 @@ export async function runVerifyGpu(args: string[], io: Io): Promise<number> {
 
     report.stage = 'policy'
     validateGpuEvidence(report.verification, policy)
-    report.stage = 'accepted'
-    report.ok = true
-    report.exitCode = EXIT.OK
-  } catch (e) {
-    const f = failureOf(e)
-    report.error = f.error
-    report.exitCode = f.exitCode
-    if (f.mismatches) report.policy.mismatches = f.mismatches
-  }
-  io.out(json ? `${JSON.stringify(report, null, 2)}\n` : render(report))
-  return report.exitCode
+  }, render)
 }
 
 const VERDICT: Record<Stage, string> = {
@@ -125,8 +105,8 @@ const VERDICT: Record<Stage, string> = {
 }
 
 function render(r: Report): string {
-  const lines: string[] = []
-  const row = (k: string, v: unknown) => lines.push(`${k.padEnd(16)} ${String(v)}`)
+  const t = new Table()
+  const row = t.row.bind(t)
   row('Result', VERDICT[r.stage])
   if (r.nonce) row('Nonce', `${r.nonce.value}${r.nonce.checked ? '' : ' (taken from the evidence: freshness NOT checked; pass --nonce)'}`)
   const v = r.verification
@@ -141,10 +121,5 @@ function render(r: Report): string {
       row('  FWID', g.fwid)
     }
   }
-  row('Policy', r.policy.source)
-  if (r.error) row('Error', `${r.error.code}: ${r.error.message}`)
-  for (const mm of (r.policy.mismatches ?? []) as { code: string; field: string; actual: unknown }[]) {
-    row('  mismatch', `${mm.code} (${mm.field}: ${JSON.stringify(mm.actual)})`)
-  }
-  return `${lines.join('\n')}\n`
+  return t.close(r)
 }

@@ -13,22 +13,20 @@ import { parseQuote, type Quote, type TdReport } from '../../attestation/tdx/abi
 import { collateralRequestForQuote } from '../../attestation/tdx/abi/collateral-request.ts'
 import { verifyQuote, type VerifiedQuote } from '../../attestation/tdx/verify/verify-quote.ts'
 import { validateQuote } from '../../attestation/tdx/validate/validate-quote.ts'
-import { BASELINE_POLICY_DOCUMENT, MEASUREMENT_FIELDS, parsePolicy, type QuotePolicy } from '../../attestation/policy/policy.ts'
-import { INTEL_SGX_ROOT_CA, trustedRootFromDer, type TrustedRoot } from '../../attestation/roots/trust-root.ts'
+import { BASELINE_POLICY_DOCUMENT, MEASUREMENT_FIELDS, parsePolicy } from '../../attestation/policy/policy.ts'
+import { INTEL_SGX_ROOT_CA } from '../../attestation/roots/trust-root.ts'
 import { createPcsClient } from '../../attestation/pcs/client.ts'
 import type { QuoteCollateralV3 } from '../../attestation/pcs/types.ts'
 import { parseEventLog, verifyRtmrs, type CcEvent } from '../../attestation/eventlog/index.ts'
-import { EXIT, failureOf } from '../exit-codes.ts'
-import { instantOption, readCertificate, readInput, readJson } from '../io.ts'
+import { EXIT } from '../exit-codes.ts'
+import { devRootFor, runReported, Table, type CommandReport } from '../report.ts'
+import { instantOption, readInput, readJson } from '../io.ts'
 import type { Io } from '../cgw.ts'
 
 type Stage = 'arguments' | 'parse' | 'collateral' | 'verify' | 'event-log' | 'policy' | 'accepted'
 
-interface Report {
-  ok: boolean
-  exitCode: number
+interface Report extends CommandReport {
   stage: Stage
-  error?: { code: string; message: string; details: Record<string, unknown> }
   quote?: Record<string, unknown>
   verification?: ReturnType<typeof describeVerification>
   eventLog?: { events: number; rtmrsReplayed: boolean }
@@ -101,19 +99,10 @@ async function loadCollateral(quote: Quote, values: { collateral?: string; pcs?:
   return (await client.getCollateral(collateralRequestForQuote(quote))).collateral
 }
 
-async function loadRoot(policy: QuotePolicy, devRootPath: string | undefined): Promise<TrustedRoot> {
-  if (policy.trustRoot.kind === 'intel') return INTEL_SGX_ROOT_CA
-  if (!devRootPath) {
-    throw new ConfigError('ATTESTATION_OPTIONS_INVALID', 'the policy names a dev root: pass its certificate with --dev-root FILE')
-  }
-  return trustedRootFromDer('dev', await readCertificate(devRootPath, 'dev root'), policy.trustRoot.fingerprint)
-}
-
 /** Run the command; returns the exit code. */
 export async function runVerifyQuote(args: string[], io: Io): Promise<number> {
   const report: Report = { ok: false, exitCode: EXIT.USAGE, stage: 'arguments', policy: { source: 'baseline', pinned: [] }, checks: [] }
-  let json = args.includes('--json')
-  try {
+  return runReported(report, args, io, async () => {
     const { values, positionals } = parseArgs({
       args,
       allowPositionals: true,
@@ -128,13 +117,12 @@ export async function runVerifyQuote(args: string[], io: Io): Promise<number> {
         json: { type: 'boolean' },
       },
     })
-    json = values.json === true
     if (positionals.length !== 1) throw new ConfigError('ATTESTATION_OPTIONS_INVALID', 'expected exactly one quote file')
     if (!values.collateral === !values.pcs) throw new ConfigError('ATTESTATION_OPTIONS_INVALID', 'give one of --collateral FILE or --pcs URL')
     const now = instantOption(values.at)
     const policy = parsePolicy(values.policy ? await readJson(values.policy, 'policy') : BASELINE_POLICY_DOCUMENT)
     report.policy.source = values.policy ?? 'baseline (no workload measurement pinned; pass --policy FILE to pin them)'
-    const root = await loadRoot(policy, values['dev-root'])
+    const root = (await devRootFor(policy.trustRoot, values['dev-root'])) ?? INTEL_SGX_ROOT_CA
 
     report.stage = 'parse'
     const quote = parseQuote(decodeQuoteFile(await readInput(positionals[0]!, 'quote')))
@@ -162,18 +150,7 @@ export async function runVerifyQuote(args: string[], io: Io): Promise<number> {
     const accepted = validateQuote(verified, policy, events ? { events } : {})
     report.policy.pinned = [...accepted.pinned]
     report.checks.push('policy')
-    report.stage = 'accepted'
-    report.ok = true
-    report.exitCode = EXIT.OK
-  } catch (e) {
-    const f = failureOf(e)
-    report.error = f.error
-    report.exitCode = f.exitCode
-    if (f.mismatches) report.policy.mismatches = f.mismatches
-  }
-  if (json) io.out(`${JSON.stringify(report, null, 2)}\n`)
-  else io.out(render(report))
-  return report.exitCode
+  }, render)
 }
 
 const VERDICT: Record<Stage, string> = {
@@ -187,8 +164,8 @@ const VERDICT: Record<Stage, string> = {
 }
 
 function render(r: Report): string {
-  const lines: string[] = []
-  const row = (k: string, v: unknown) => lines.push(`${k.padEnd(16)} ${String(v)}`)
+  const t = new Table()
+  const row = t.row.bind(t)
   row('Result', VERDICT[r.stage])
   if (r.quote) row('Quote', `${String(r.quote.tee).toUpperCase()} v${r.quote.version} (${r.quote.body}), ${r.quote.bytes} bytes, ${r.quote.trailingBytes} trailing`)
   const v = r.verification
@@ -213,10 +190,5 @@ function render(r: Report): string {
   }
   if (r.eventLog) row('Event log', `${r.eventLog.events} events, RTMRs replayed`)
   row('Checks passed', r.checks.length ? r.checks.join('; ') : 'none')
-  row('Policy', r.policy.source)
-  if (r.error) row('Error', `${r.error.code}: ${r.error.message}`)
-  for (const mm of (r.policy.mismatches ?? []) as { code: string; field: string; actual: unknown }[]) {
-    row('  mismatch', `${mm.code} (${mm.field}: ${JSON.stringify(mm.actual)})`)
-  }
-  return `${lines.join('\n')}\n`
+  return t.close(r)
 }

@@ -20,6 +20,7 @@
  * are errors).
  */
 import { ParseError } from '../../errors.ts'
+import { ByteReader } from '../../bytes/reader.ts'
 
 // ---------------------------------------------------------------------------
 // SPDM constants (DSP0274 1.1.0)
@@ -248,33 +249,10 @@ function malformed(what: string, offset: number, extra: Record<string, unknown> 
   throw new ParseError('ATTESTATION_GPU_REPORT_MALFORMED', `GPU report: ${what}`, { details: { offset, what, ...extra } })
 }
 
-/** A bounds-checked little-endian cursor; `pos` and `end` are offsets into the whole report. */
-class Reader {
-  constructor(
-    readonly buf: Uint8Array,
-    public pos: number,
-    readonly end: number,
-  ) {}
-
-  take(n: number, what: string): Uint8Array {
-    if (this.pos + n > this.end) malformed(`ends inside ${what}`, this.pos, { needed: n, available: this.end - this.pos })
-    const v = this.buf.subarray(this.pos, this.pos + n)
-    this.pos += n
-    return v
-  }
-
-  u8(what: string): number {
-    return this.take(1, what)[0]!
-  }
-
-  u16(what: string): number {
-    const b = this.take(2, what)
-    return b[0]! | (b[1]! << 8)
-  }
-
-  u24(what: string): number {
-    const b = this.take(3, what)
-    return b[0]! | (b[1]! << 8) | (b[2]! << 16)
+/** `pos` and `end` are offsets into the whole report. */
+class Reader extends ByteReader {
+  constructor(buf: Uint8Array, pos: number, end: number) {
+    super(buf, pos, end, (what, offset, needed, available) => malformed(`ends inside ${what}`, offset, { needed, available }))
   }
 }
 

@@ -8,6 +8,7 @@
  */
 import { ParseError, type ParseErrorCode } from '../../errors.ts'
 import { pemToDer } from '../../asn1/pem.ts'
+import { ByteReader, type Truncated } from '../../bytes/reader.ts'
 import {
   ATTESTATION_KEY_TYPE_ECDSA_P256,
   CERT_DATA_HEADER_SIZE,
@@ -101,33 +102,14 @@ export interface Quote {
   readonly trailingBytes: number
 }
 
-/** A bounds-checked little-endian cursor over the quote. */
-class Reader {
-  constructor(
-    readonly buf: Uint8Array,
-    public pos: number,
-    readonly end: number,
-  ) {}
+/** Quote truncation is one typed error wherever it happens. */
+const truncated: Truncated = (what, offset, needed, available) => {
+  throw new ParseError('ATTESTATION_QUOTE_TRUNCATED', `quote ends inside ${what}`, { details: { offset, needed, available } })
+}
 
-  take(n: number, what: string): Uint8Array {
-    if (n < 0 || this.pos + n > this.end) {
-      throw new ParseError('ATTESTATION_QUOTE_TRUNCATED', `quote ends inside ${what}`, {
-        details: { offset: this.pos, needed: n, available: this.end - this.pos },
-      })
-    }
-    const v = this.buf.subarray(this.pos, this.pos + n)
-    this.pos += n
-    return v
-  }
-
-  u16(what: string): number {
-    const b = this.take(2, what)
-    return b[0]! | (b[1]! << 8)
-  }
-
-  u32(what: string): number {
-    const b = this.take(4, what)
-    return (b[0]! | (b[1]! << 8) | (b[2]! << 16) | (b[3]! << 24)) >>> 0
+class Reader extends ByteReader {
+  constructor(buf: Uint8Array, pos: number, end: number) {
+    super(buf, pos, end, truncated)
   }
 }
 
