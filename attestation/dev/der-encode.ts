@@ -93,3 +93,42 @@ export function oid(dotted: string): Der {
   }
   return tlv(TAG_OID, Uint8Array.from(out))
 }
+
+// ---------------------------------------------------------------------------
+// Additions for the dev GPU (attestation/dev/gpu-signer.ts): the values an
+// OCSP response (RFC 6960 §4.2.1) needs beyond the ones above.
+
+const TAG_NULL = 0x05
+const TAG_GENERALIZED_TIME = 0x18
+
+/** DER NULL: the `parameters` of a hash AlgorithmIdentifier (RFC 5754 §2 allows NULL or absent). */
+export function nullValue(): Der {
+  return tlv(TAG_NULL, new Uint8Array(0))
+}
+
+/**
+ * GeneralizedTime `YYYYMMDDHHMMSSZ`: UTC, whole seconds, no fraction, which
+ * is the only form DER admits for it (X.690 §11.7) and the one RFC 6960
+ * (via RFC 5280 §4.1.2.5.2) uses. Milliseconds are dropped, i.e. rounded
+ * down, so a time never lands later than the instant given.
+ */
+export function generalizedTime(date: Date): Der {
+  const ms = date.getTime()
+  if (!Number.isFinite(ms)) throw new RangeError('invalid Date')
+  const year = date.getUTCFullYear()
+  if (year < 0 || year > 9999) throw new RangeError('GeneralizedTime needs a four-digit year')
+  const text = date.toISOString().replace(/\.\d{3}Z$/, 'Z').replace(/[-:T]/g, '')
+  return tlv(TAG_GENERALIZED_TIME, new TextEncoder().encode(text))
+}
+
+/** A context-specific constructed tag `[n]` around already-encoded content (X.690 §8.14: EXPLICIT tagging). */
+export function explicit(n: number, ...members: readonly Der[]): Der {
+  if (!Number.isInteger(n) || n < 0 || n > 30) throw new RangeError('only low tag numbers are encoded here')
+  return tlv(0xa0 | n, Buffer.concat(members))
+}
+
+/** A context-specific primitive tag `[n]` with raw content octets (X.690 §8.14: IMPLICIT tagging of a primitive). */
+export function implicitPrimitive(n: number, content: Uint8Array): Der {
+  if (!Number.isInteger(n) || n < 0 || n > 30) throw new RangeError('only low tag numbers are encoded here')
+  return tlv(0x80 | n, content)
+}

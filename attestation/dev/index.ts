@@ -66,3 +66,45 @@ export type {
   TdxModuleIdentityJson,
   TdxModuleJson,
 } from './collateral-signer.ts'
+// The development GPU (gpu-signer.ts): an NVIDIA-shaped device PKI, SPDM
+// reports, RIMs and OCSP under a dev GPU root. NOT FOR PRODUCTION either:
+// the NVIDIA verifier accepts it only when given that root explicitly, and a
+// GPU policy only when it names the root's fingerprint.
+export {
+  createDevGpu,
+  createDevGpuRootCa,
+  deriveDevGpuKey,
+  devGoldenRims,
+  devGpuMeasurements,
+  signDevOcsp,
+  signDevRim,
+  DEFAULT_GPU_VALIDITY_DAYS,
+  DEV_DRIVER_RIM_INDICES,
+  DEV_GPU_BROM_NAME,
+  DEV_GPU_CHIP_SKU,
+  DEV_GPU_DRIVER_VERSION,
+  DEV_GPU_FMC_LEAF_NAME,
+  DEV_GPU_IDENTITY_CA_NAME,
+  DEV_GPU_MEASUREMENT_COUNT,
+  DEV_GPU_PRODUCT,
+  DEV_GPU_PROJECT,
+  DEV_GPU_PROJECT_SKU,
+  DEV_GPU_PROVISIONER_CA_NAME,
+  DEV_GPU_ROOT_CA_NAME,
+  DEV_GPU_VBIOS_VERSION,
+  DEV_RIM_CA_NAME,
+  DEV_RIM_L3_CA_NAME,
+  DEV_RIM_SIGNER_NAME,
+  DEV_VBIOS_RIM_INDICES,
+} from './gpu-signer.ts'
+export type {
+  DevGoldenRims,
+  DevGpu,
+  DevGpuKeyPair,
+  DevGpuOptions,
+  DevGpuRootCa,
+  DevGpuRootCaOptions,
+  DevRimMeasurement,
+  SignDevOcspOptions,
+  SignDevRimOptions,
+} from './gpu-signer.ts'
