@@ -64,7 +64,10 @@ t.test('eight GPUs, nvattest JSON round trip, policy on count and versions', asy
   t.equal(wrong.filter((c) => c === 'POLICY_GPU_DRIVER_NOT_ALLOWED').length, 8, 'every GPU reported')
   t.equal(wrong.filter((c) => c === 'POLICY_GPU_PROTECTED_PCIE_OFF').length, 8)
   t.same(mismatchCodes(() => validateGpuEvidence(v, parseGpuPolicy({ required: false }))), ['POLICY_GPU_NOT_EXPECTED'])
-  t.same(mismatchCodes(() => validateGpuEvidence(v, policy({ trustRoot: { dev: 'ab'.repeat(32) } }))), ['POLICY_GPU_TRUST_ROOT_NOT_ALLOWED'])
+  t.same(mismatchCodes(() => validateGpuEvidence(v, policy({ trustRoot: { dev: 'ab'.repeat(32) } }))), [
+    'POLICY_GPU_TRUST_ROOT_NOT_ALLOWED',
+    'POLICY_GPU_TRUST_ROOT_NOT_ALLOWED',
+  ], 'device and RIM anchors both named')
 })
 
 t.test('failures name the GPU and the step', async (t) => {

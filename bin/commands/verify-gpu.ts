@@ -111,7 +111,7 @@ function render(r: Report): string {
   if (r.nonce) row('Nonce', `${r.nonce.value}${r.nonce.checked ? '' : ' (taken from the evidence: freshness NOT checked; pass --nonce)'}`)
   const v = r.verification
   if (v) {
-    row('Roots', `${v.roots.kind} device ${v.roots.device.slice(0, 16)}…, RIM ${v.roots.rim.slice(0, 16)}…`)
+    row('Roots', `device ${v.roots.device.kind} ${v.roots.device.fingerprint.slice(0, 16)}…, RIM ${v.roots.rim.kind} ${v.roots.rim.fingerprint.slice(0, 16)}…`)
     row('Verified at', v.verifiedAt.toISOString())
     for (const g of v.gpus) {
       const ocsp = ['good', 'missing', 'exempt'].map((s) => `${g.certificates.filter((c) => c.ocsp === s).length} ${s}`).join(', ')

@@ -5,7 +5,7 @@
  */
 import { PolicyError, type PolicyMismatch } from '../../errors.ts'
 import type { GpuPolicy } from '../../policy/policy.ts'
-import { NVIDIA_DEVICE_IDENTITY_CA_FINGERPRINT } from '../../roots/nvidia.ts'
+import { NVIDIA_DEVICE_IDENTITY_CA_FINGERPRINT, NVIDIA_RIM_ROOT_CA_FINGERPRINT } from '../../roots/nvidia.ts'
 import { NVDEC_STATUS_ENABLED } from '../abi/spdm.ts'
 import type { VerifiedGpuEvidence } from '../verify/verify-gpu-evidence.ts'
 
@@ -21,9 +21,19 @@ export function validateGpuEvidence(v: VerifiedGpuEvidence, policy: GpuPolicy): 
     if (m.length > 0) throw new PolicyError(m)
     return { accepted: true }
   }
-  const wantRoot = policy.trustRoot.kind === 'dev' ? policy.trustRoot.fingerprint : NVIDIA_DEVICE_IDENTITY_CA_FINGERPRINT
-  const wantKind = policy.trustRoot.kind === 'dev' ? 'dev' : 'nvidia-device'
-  if (v.roots.device !== wantRoot || v.roots.kind !== wantKind) add('POLICY_GPU_TRUST_ROOT_NOT_ALLOWED', 'gpu.trustRoot', wantRoot, v.roots.device)
+  // Both anchors: the device chain's and the RIM chains' (golden values signed
+  // under another root would otherwise pass with a genuine device).
+  const dev = policy.trustRoot.kind === 'dev' ? policy.trustRoot.fingerprint : undefined
+  const want = {
+    device: dev ? { fingerprint: dev, kind: 'dev' } : { fingerprint: NVIDIA_DEVICE_IDENTITY_CA_FINGERPRINT, kind: 'nvidia-device' },
+    rim: dev ? { fingerprint: dev, kind: 'dev' } : { fingerprint: NVIDIA_RIM_ROOT_CA_FINGERPRINT, kind: 'nvidia-rim' },
+  }
+  for (const which of ['device', 'rim'] as const) {
+    const got = v.roots[which]
+    if (got.fingerprint !== want[which].fingerprint || got.kind !== want[which].kind) {
+      add('POLICY_GPU_TRUST_ROOT_NOT_ALLOWED', `gpu.trustRoot.${which}`, want[which].fingerprint, got.fingerprint)
+    }
+  }
   if (v.gpus.length === 0 || (policy.count !== 'any' && v.gpus.length !== policy.count)) {
     add('POLICY_GPU_COUNT_MISMATCH', 'gpu.count', policy.count === 'any' ? 'at least 1' : policy.count, v.gpus.length)
   }

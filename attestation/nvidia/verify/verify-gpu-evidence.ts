@@ -72,7 +72,11 @@ export interface VerifiedGpu {
 
 export interface VerifiedGpuEvidence {
   readonly gpus: readonly VerifiedGpu[]
-  readonly roots: { readonly device: string; readonly rim: string; readonly kind: TrustedRoot['kind'] }
+  /** Fingerprints and kinds of the two anchors used: the policy must name both. */
+  readonly roots: {
+    readonly device: { readonly fingerprint: string; readonly kind: TrustedRoot['kind'] }
+    readonly rim: { readonly fingerprint: string; readonly kind: TrustedRoot['kind'] }
+  }
   readonly verifiedAt: Date
 }
 
@@ -188,7 +192,10 @@ export function verifyGpuEvidence(evidence: GpuEvidenceBundle | ParsedGpuEvidenc
   })
   return {
     gpus,
-    roots: { device: deviceRoot.fingerprint, rim: rimRoot.fingerprint, kind: deviceRoot.kind },
+    roots: {
+      device: { fingerprint: deviceRoot.fingerprint, kind: deviceRoot.kind },
+      rim: { fingerprint: rimRoot.fingerprint, kind: rimRoot.kind },
+    },
     verifiedAt: options.now,
   }
 }
