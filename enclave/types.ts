@@ -1,0 +1,113 @@
+/**
+ * The enclave's interfaces: the one narrow surface the gateway reaches it
+ * through, and the providers it is built from. Types only.
+ *
+ * Trust boundary (DESIGN.md): plaintext prompts and completions exist only
+ * inside enclave/. The gateway hands `Enclave.handle` the encapsulated
+ * request bytes exactly as they arrived and streams back the encapsulated
+ * response chunks exactly as they leave; it learns an outcome code for
+ * metrics and logs, never content. Private keys never leave enclave/.
+ */
+import type { GpuEvidenceBundle } from '../attestation/nvidia/evidence.ts'
+
+/** Where a TDX quote comes from: configfs-tsm on real hardware, the dev TEE otherwise. */
+export interface QuoteProvider {
+  readonly name: string
+  /** A quote whose REPORTDATA is exactly `reportData` (64 bytes). */
+  getQuote(reportData: Uint8Array, options?: { signal?: AbortSignal }): Promise<Uint8Array>
+}
+
+/** The CCEL event log of this boot (ACPI table + data), when the platform exposes one. */
+export interface EventLogProvider {
+  read(): Promise<{ readonly table: Uint8Array; readonly data: Uint8Array } | null>
+}
+
+/**
+ * Everything a verifier needs for one nonce, all public: the quote binds the
+ * rest through REPORTDATA (attestation/binding.ts, mode "nonce").
+ */
+export interface EvidenceBundle {
+  readonly version: 1
+  /** The verifier's 32-byte nonce, hex. */
+  readonly nonce: string
+  /** Base64 of the raw TDX quote. */
+  readonly quote: string
+  /** Base64 of the CCEL table and data, or null on platforms without CCEL. */
+  readonly eventLog: { readonly table: string; readonly data: string } | null
+  /** GPU evidence in the nvattest JSON form (attestation/nvidia/evidence.ts), or null for a TD without GPU. */
+  readonly gpu: Record<string, unknown> | null
+  /** Base64 of the RFC 9458 key config of this epoch (application/ohttp-keys entry). */
+  readonly keyConfig: string
+  /** The epoch's receipt-signing Ethereum address (EIP-55). */
+  readonly signingAddress: `0x${string}`
+  /** Key epoch (decimal string: a u64). */
+  readonly epoch: string
+  /** Hex of keccak256 of the transparency log's public key, or null when the gateway keeps no log. */
+  readonly logPublicKey: string | null
+  /** When the epoch stops being offered to new clients (ISO 8601). */
+  readonly epochExpiresAt: string
+}
+
+/** An OpenAI-compatible inference engine, reached only from inside the enclave. */
+export interface Engine {
+  readonly name: string
+  /** Models the engine serves (OpenAI `GET /v1/models` data entries). */
+  models(options?: { signal?: AbortSignal }): Promise<readonly { readonly id: string; readonly [k: string]: unknown }[]>
+  /**
+   * Forward one OpenAI API request (path like `/v1/chat/completions`, JSON
+   * body as bytes). A streamed answer yields each SSE event (`data: ...\n\n`)
+   * as it arrives; a plain one yields the whole body once. Upstream failures
+   * throw `EngineError` with distinct codes (see enclave/engines/errors.ts).
+   */
+  request(
+    path: string,
+    body: Uint8Array,
+    options: { readonly signal: AbortSignal },
+  ): Promise<{ readonly status: number; readonly contentType: string; readonly stream: boolean; readonly body: AsyncIterable<Uint8Array> }>
+  close(): Promise<void>
+}
+
+/** Outcome of one handled request, for the gateway's metrics and logs: codes only, never content. */
+export interface HandleOutcome {
+  /** 'ok' or a stable error code (ENCLAVE_*, ENGINE_*). */
+  readonly code: string
+  /** Inner HTTP status returned to the client (inside the encryption). */
+  readonly innerStatus: number
+  readonly stream: boolean
+  readonly epoch: string
+}
+
+/** An encapsulated response: a content type and ciphertext chunks, each to be flushed as it comes. */
+export interface EncapsulatedResponse {
+  /** `message/ohttp-res` or `message/ohttp-chunked-res` (draft-ietf-ohai-chunked-ohttp). */
+  readonly contentType: string
+  readonly chunks: AsyncIterable<Uint8Array>
+  /** Resolves once the last chunk was produced (or the stream failed / was cancelled). */
+  readonly outcome: Promise<HandleOutcome>
+}
+
+/**
+ * The narrow interface between gateway/ and enclave/. Everything crossing it
+ * is public or ciphertext.
+ */
+export interface Enclave {
+  /** `application/ohttp-keys` (RFC 9458 §3.2): the key configs clients may use now, newest first. */
+  keyConfigs(): Uint8Array
+  /** Evidence for a verifier's nonce (32 bytes). */
+  attest(nonce: Uint8Array, options?: { signal?: AbortSignal }): Promise<EvidenceBundle>
+  /**
+   * Decapsulate and serve one request. Rejects (before any byte is sent) with
+   * an `EnclaveError` for an unknown key id, a stale epoch, a request that does
+   * not decrypt or is replayed, or malformed Binary HTTP; everything after
+   * decryption — unknown model, engine failures — is answered inside the
+   * encrypted response with its own status.
+   */
+  handle(encapsulated: Uint8Array, contentType: string, options: { readonly signal: AbortSignal }): Promise<EncapsulatedResponse>
+  /** Public model list (ids only). */
+  models(options?: { signal?: AbortSignal }): Promise<readonly string[]>
+  /** The current epoch and whether evidence can be produced. */
+  status(): { readonly epoch: string; readonly ready: boolean; readonly signingAddress: `0x${string}` }
+  close(): Promise<void>
+}
+
+export type { GpuEvidenceBundle }
