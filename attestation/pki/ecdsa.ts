@@ -45,6 +45,11 @@ export function keyFromSpki(spki: Uint8Array): KeyObject | null {
   return k
 }
 
+/** Forget every parsed key (benchmarks measuring a first sighting). */
+export function clearKeyCache(): void {
+  keyCache.clear()
+}
+
 /** The public key of a certificate. */
 export function certificateKey(cert: Certificate): KeyObject | null {
   return keyFromSpki(cert.spki)

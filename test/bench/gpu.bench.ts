@@ -27,6 +27,7 @@ import { verifyGpuEvidence } from '../../attestation/nvidia/verify/verify-gpu-ev
 import { verifyRim } from '../../attestation/nvidia/rim/verify.ts'
 import { NVIDIA_RIM_ROOT_CA } from '../../attestation/roots/nvidia.ts'
 import { clearParseCache } from '../../attestation/pki/parse-cache.ts'
+import { clearKeyCache } from '../../attestation/pki/ecdsa.ts'
 import { GPU_OCSP_TIME, SAMPLE_NONCE, sampleBundle, sampleRims } from '../helpers/nvidia-sample.ts'
 import { argValue, measure, round } from './harness.ts'
 
@@ -54,6 +55,7 @@ function main(): void {
         name: 'first sight',
         run: () => {
           clearParseCache()
+          clearKeyCache()
           return verifyGpuEvidence(one, opts)
         },
       },
@@ -61,6 +63,7 @@ function main(): void {
         name: 'no RIM store',
         run: () => {
           clearParseCache()
+          clearKeyCache()
           return verifyGpuEvidence(cold, { now, expectedNonce: SAMPLE_NONCE })
         },
       },

@@ -11,7 +11,12 @@
  * Contenders (each call verifies the raw quote bytes, so quote parsing is timed):
  *   ours warm  verifyQuote with the collateral parsed once, outside the loop;
  *   ours cold  JSON.parse + parseCollateral + verifyQuote on every call
- *              (cold collateral in a warm process: node:crypto keys stay cached);
+ *              (cold collateral in a warm process: certificates and keys
+ *              seen before are interned, so their signature checks are
+ *              byte comparisons; CRLs and signed JSON are verified afresh);
+ *   ours first sight  as cold, with the certificate and key caches cleared
+ *              before every call: every one of the ~10 ECDSA signatures is
+ *              verified, as for a platform never seen before;
  *   dcap-qvl   verify() with its collateral object built once (its best case);
  *   dcap cold  JSON.parse + verify(). Its API has no separate parsing step, it
  *              re-parses TCB info, QE identity, chains and CRLs on every call,
@@ -28,6 +33,8 @@
 import { verify as dcapVerify, type Collateral as DcapCollateral } from '@phala/dcap-qvl'
 import { parseCollateral } from '../../attestation/tdx/abi/collateral.ts'
 import { verifyQuote } from '../../attestation/tdx/verify/verify-quote.ts'
+import { clearKeyCache } from '../../attestation/pki/ecdsa.ts'
+import { clearParseCache } from '../../attestation/pki/parse-cache.ts'
 import { tdxCases, type TdxCase } from '../helpers/vectors.ts'
 import { argValue, measure, round } from './harness.ts'
 
@@ -58,14 +65,23 @@ function bench(c: TdxCase, timeMs: number) {
     [
       { name: 'ours warm', run: () => verifyQuote(c.quote, parsed, opts) },
       { name: 'ours cold', run: () => verifyQuote(c.quote, parseCollateral(JSON.parse(c.collateralText)), opts) },
+      {
+        name: 'ours first',
+        run: () => {
+          clearParseCache()
+          clearKeyCache()
+          return verifyQuote(c.quote, parseCollateral(JSON.parse(c.collateralText)), opts)
+        },
+      },
       { name: 'dcap-qvl', run: () => dcapVerify(c.quote, dcapCollateral, nowSecs) },
       { name: 'dcap cold', run: () => dcapVerify(c.quote, JSON.parse(c.collateralText) as DcapCollateral, nowSecs) },
     ],
     { timeMs, minCalls: MIN_CALLS },
   )
-  const [warm, cold, dcap, dcapCold] = stats as [(typeof stats)[0], (typeof stats)[0], (typeof stats)[0], (typeof stats)[0]]
+  const [warm, cold, first, dcap, dcapCold] = stats as [(typeof stats)[0], (typeof stats)[0], (typeof stats)[0], (typeof stats)[0], (typeof stats)[0]]
   const speedupWarm = dcap.median / warm.median
   const speedupCold = dcap.median / cold.median
+  const speedupFirst = dcap.median / first.median
 
   console.log(`\n${c.id}  (${agreed.status}${agreed.advisoryIds.length ? ' ' + agreed.advisoryIds.join(',') : ''}; both verifiers agree)`)
   console.log(`  ${'contender'.padEnd(10)} ${'calls'.padStart(6)} ${'median ms'.padStart(10)} ${'p90 ms'.padStart(9)} ${'dcap/this'.padStart(10)}`)
@@ -74,9 +90,10 @@ function bench(c: TdxCase, timeMs: number) {
       `  ${s.name.padEnd(10)} ${String(s.calls).padStart(6)} ${s.median.toFixed(3).padStart(10)} ${s.p90.toFixed(3).padStart(9)} ${(dcap.median / s.median).toFixed(2).padStart(9)}x`,
     )
   }
-  const meets = speedupWarm >= TARGETS.warm && speedupCold >= TARGETS.cold
+  // The cold target is judged on first sight, the stricter of the two cold measures.
+  const meets = speedupWarm >= TARGETS.warm && speedupFirst >= TARGETS.cold
   console.log(
-    `  speedup warm ${speedupWarm.toFixed(2)}x (target ${TARGETS.warm}x), cold ${speedupCold.toFixed(2)}x (target ${TARGETS.cold}x): ` +
+    `  speedup warm ${speedupWarm.toFixed(2)}x (target ${TARGETS.warm}x), cold ${speedupCold.toFixed(2)}x, first sight ${speedupFirst.toFixed(2)}x (target ${TARGETS.cold}x): ` +
       (meets ? 'targets met' : 'TARGETS MISSED'),
   )
 
@@ -85,6 +102,7 @@ function bench(c: TdxCase, timeMs: number) {
     status: agreed.status,
     ours_warm_ms: round(warm.median),
     ours_cold_ms: round(cold.median),
+    ours_first_sight_ms: round(first.median),
     dcap_qvl_ms: round(dcap.median),
     dcap_qvl_cold_ms: round(dcapCold.median),
     ours_warm_p90_ms: round(warm.p90),
@@ -93,6 +111,7 @@ function bench(c: TdxCase, timeMs: number) {
     dcap_qvl_cold_p90_ms: round(dcapCold.p90),
     speedup_warm: round(speedupWarm, 2),
     speedup_cold: round(speedupCold, 2),
+    speedup_first_sight: round(speedupFirst, 2),
     meets_targets: meets,
   }
 }
