@@ -42,7 +42,7 @@ export interface EvidenceBundle {
   readonly signingAddress: `0x${string}`
   /** Key epoch (decimal string: a u64). */
   readonly epoch: string
-  /** Hex of keccak256 of the transparency log's public key, or null when the gateway keeps no log. */
+  /** Base64 of the transparency log's public key (bound in REPORTDATA), or null when the gateway keeps no log. */
   readonly logPublicKey: string | null
   /** When the epoch stops being offered to new clients (ISO 8601). */
   readonly epochExpiresAt: string

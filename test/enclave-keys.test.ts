@@ -1,0 +1,75 @@
+/**
+ * Enclave signing keys: they sign EIP-712 typed data that viem verifies, and
+ * the key bytes are reachable by no property, serialisation or inspection.
+ * After destroy() the key signs nothing.
+ */
+import { inspect } from 'node:util'
+import t from 'tap'
+import { hashTypedData, isAddress, recoverAddress, verifyTypedData, zeroAddress, type Hex } from 'viem'
+import { createSigningKey } from '../enclave/keys.ts'
+import { EnclaveError } from '../enclave/errors.ts'
+
+const typedData = {
+  domain: { name: 'Test', version: '1', chainId: 1n, verifyingContract: zeroAddress },
+  types: { Note: [{ name: 'text', type: 'string' }, { name: 'n', type: 'uint64' }] },
+  primaryType: 'Note',
+  message: { text: 'hello', n: 7n },
+} as const
+
+t.test('signs typed data that viem verifies under the key address', async (t) => {
+  const key = createSigningKey()
+  t.ok(isAddress(key.address, { strict: true }), 'address is EIP-55 checksummed')
+  const sig = await key.signTypedData(typedData)
+  t.match(sig, /^0x[0-9a-f]{130}$/)
+  t.ok([27, 28].includes(parseInt(sig.slice(-2), 16)), 'v is 27 or 28')
+  t.ok(await verifyTypedData({ ...typedData, address: key.address, signature: sig }))
+  t.equal(await recoverAddress({ hash: hashTypedData(typedData), signature: sig }), key.address)
+  t.notOk(await verifyTypedData({ ...typedData, message: { text: 'hellO', n: 7n }, address: key.address, signature: sig }), 'other message')
+  t.equal(await key.signTypedData(typedData), sig, 'RFC 6979: deterministic')
+  // EIP-2: s in the lower half of the order.
+  const s = BigInt(`0x${sig.slice(66, 130)}`)
+  t.ok(s <= 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0n, 'low s')
+})
+
+t.test('every key is new', async (t) => {
+  const addresses = new Set(Array.from({ length: 20 }, () => createSigningKey().address))
+  t.equal(addresses.size, 20)
+})
+
+t.test('key bytes are not reachable from the object', async (t) => {
+  const key = createSigningKey()
+  t.same(Object.keys(key).sort(), ['address', 'destroy', 'destroyed', 'signTypedData', 'toJSON'].sort())
+  t.same(JSON.parse(JSON.stringify(key)), { address: key.address, destroyed: false })
+  t.equal(inspect(key, { showHidden: true, depth: 10 }), `SigningKey ${JSON.stringify({ address: key.address, destroyed: false })}`)
+  t.ok(Object.isFrozen(key))
+  const props = Reflect.ownKeys(key)
+  for (const p of props) {
+    const d = Object.getOwnPropertyDescriptor(key, p)!
+    t.notOk(d.value instanceof Uint8Array, `${String(p)} is no byte array`)
+    if (typeof d.value === 'string') t.ok(d.value === key.address, `${String(p)} holds only the address`)
+  }
+  t.throws(() => structuredClone(key), 'functions do not clone, so neither does the key')
+})
+
+t.test('destroy: signs nothing afterwards, idempotent', async (t) => {
+  const key = createSigningKey()
+  key.destroy()
+  key.destroy()
+  t.equal(key.destroyed, true)
+  t.same(key.toJSON(), { address: key.address, destroyed: true })
+  const e = await key.signTypedData(typedData).then(
+    () => undefined,
+    (x: unknown) => x,
+  )
+  t.ok(e instanceof EnclaveError)
+  t.equal((e as EnclaveError).code, 'ENCLAVE_CLOSED')
+  t.notMatch(String((e as Error).message), /[0-9a-f]{64}/, 'no key material in the message')
+})
+
+t.test('a malformed definition is rejected without signing', async (t) => {
+  const key = createSigningKey()
+  const bad = { ...typedData, message: { text: 'x', n: -1n } } as unknown as typeof typedData
+  await t.rejects(key.signTypedData(bad))
+  const sig: Hex = await key.signTypedData(typedData)
+  t.ok(await verifyTypedData({ ...typedData, address: key.address, signature: sig }), 'and the key still works')
+})
