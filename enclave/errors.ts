@@ -13,6 +13,10 @@ export const ENCLAVE_ERROR_CODES = {
   ENCLAVE_OHTTP_EPOCH_EXPIRED: { status: 422, description: 'the key id belongs to an epoch past its grace period; its key is destroyed' },
   ENCLAVE_OHTTP_DECRYPT_FAILED: { status: 400, description: 'the request does not decrypt (wrong key, tampered or truncated ciphertext)' },
   ENCLAVE_OHTTP_REPLAYED: { status: 400, description: 'this encapsulated request was seen before within its validity window' },
+  ENCLAVE_OHTTP_REPLAY_CACHE_FULL: {
+    status: 503,
+    description: 'the replay cache holds its maximum of unexpired entries; new requests are refused rather than old ones forgotten',
+  },
   ENCLAVE_BHTTP_MALFORMED: { status: 400, description: 'the decrypted request is not a valid Binary HTTP message (RFC 9292)' },
   ENCLAVE_EVIDENCE_UNAVAILABLE: { status: 503, description: 'evidence could not be produced (quote, event log or GPU provider failed)' },
   ENCLAVE_QUOTE_PROVIDER_UNAVAILABLE: { status: 503, description: 'no TDX quote provider: configfs-tsm is missing or unusable' },
