@@ -21,6 +21,7 @@ const COMMANDS: Record<string, (args: string[], io: Io) => Promise<number>> = {
   'verify-quote': runVerifyQuote,
   'verify-gpu': runVerifyGpu,
   start: runStart,
+  gateway: (args, io) => import('./commands/gateway.ts').then((m) => m.runGateway(args, io)),
 }
 
 const USAGE = `usage: cgw <command> [options]

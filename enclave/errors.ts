@@ -5,11 +5,11 @@
  */
 import { BaseError, type BaseErrorOptions } from '../attestation/errors.ts'
 
-/** Registry of enclave codes; `status` is the outer HTTP status the gateway answers with (RFC 9458 §5.2, §6). */
+/** Registry of enclave codes; `status` is the outer HTTP status the gateway answers with (RFC 9458 §5.3, §6). */
 export const ENCLAVE_ERROR_CODES = {
   ENCLAVE_OHTTP_MALFORMED: { status: 400, description: 'the encapsulated request is truncated or its header is malformed' },
   ENCLAVE_OHTTP_UNSUPPORTED_SUITE: { status: 400, description: 'the request names a KEM, KDF or AEAD this gateway does not offer' },
-  ENCLAVE_OHTTP_KEY_UNKNOWN: { status: 422, description: 'the key id is not one of the live key configs (RFC 9458 §5.2: fetch the key config again)' },
+  ENCLAVE_OHTTP_KEY_UNKNOWN: { status: 422, description: 'the key id is not one of the live key configs (RFC 9458 §5.3: fetch the key config again)' },
   ENCLAVE_OHTTP_EPOCH_EXPIRED: { status: 422, description: 'the key id belongs to an epoch past its grace period; its key is destroyed' },
   ENCLAVE_OHTTP_DECRYPT_FAILED: { status: 400, description: 'the request does not decrypt (wrong key, tampered or truncated ciphertext)' },
   ENCLAVE_OHTTP_REPLAYED: { status: 400, description: 'this encapsulated request was seen before within its validity window' },

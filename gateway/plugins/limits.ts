@@ -1,0 +1,291 @@
+/**
+ * What keeps one client, or a slow engine, from taking the gateway down:
+ *
+ * - body size: fastify's per-route `bodyLimit` (413 GATEWAY_BODY_TOO_LARGE),
+ *   applied by the routes from `gatewayLimits.bodyLimit`;
+ * - concurrent streams: a counting semaphore of leases; a request over the
+ *   limit is refused before its body is read (503 GATEWAY_TOO_MANY_STREAMS);
+ * - per-client rate: token buckets (429 GATEWAY_RATE_LIMITED with
+ *   Retry-After), one table per limit, bounded in size;
+ * - time: each stream lease carries an AbortSignal that the handle
+ *   deadlines, the client's disconnect and shutdown all abort — the same
+ *   signal the enclave uses to cancel the engine request.
+ *
+ * @fastify/rate-limit is not a dependency; a token bucket is a dozen lines.
+ */
+import type { FastifyRequest, onRequestAsyncHookHandler } from 'fastify'
+import { GatewayError } from '../errors.ts'
+import type { GatewayConfig, RateOptions } from '../config.ts'
+import { sharedPlugin } from './shared.ts'
+
+// ---------------------------------------------------------------- rate --
+
+export interface TokenBucketOptions extends RateOptions {
+  /** Milliseconds on any monotonic-enough scale. Default `Date.now`. */
+  readonly now?: () => number
+  /**
+   * Clients tracked at once. The least recently seen client is forgotten
+   * beyond this (it comes back with a full bucket), bounding memory under a
+   * flood of distinct addresses. Default 100 000.
+   */
+  readonly maxClients?: number
+}
+
+export interface TokenBucketLimiter {
+  /** Take one token for `key`: 0 when allowed, else whole seconds until a token is due (RFC 9110 §10.2.3 delay-seconds). */
+  take(key: string): number
+  /** Clients currently tracked. */
+  readonly size: number
+}
+
+/** Token buckets keyed by client: refill `requestsPerSecond`, hold at most `burst`. */
+export function createTokenBucketLimiter({ requestsPerSecond, burst, now = Date.now, maxClients = 100_000 }: TokenBucketOptions): TokenBucketLimiter {
+  if (!(requestsPerSecond > 0) || !Number.isInteger(burst) || burst < 1) {
+    throw new RangeError('token bucket needs requestsPerSecond > 0 and an integer burst >= 1')
+  }
+  // Map iteration order is insertion order: re-inserting on every touch keeps
+  // the least recently seen client first, which is the one evicted.
+  const buckets = new Map<string, { tokens: number; at: number }>()
+  return {
+    take(key) {
+      const t = now()
+      const b = buckets.get(key)
+      let tokens = burst
+      if (b) {
+        buckets.delete(key)
+        // A clock that steps back refills nothing rather than draining.
+        tokens = Math.min(burst, b.tokens + (Math.max(0, t - b.at) / 1000) * requestsPerSecond)
+      }
+      let wait = 0
+      if (tokens >= 1) tokens -= 1
+      else wait = Math.max(1, Math.ceil((1 - tokens) / requestsPerSecond))
+      buckets.set(key, { tokens, at: t })
+      if (buckets.size > maxClients) buckets.delete(buckets.keys().next().value!)
+      return wait
+    },
+    get size() {
+      return buckets.size
+    },
+  }
+}
+
+/** Longest client identity kept from a relay header: a bound on memory per bucket. */
+const MAX_CLIENT_HEADER_LENGTH = 128
+
+function normalizeAddress(address: string | undefined): string {
+  if (!address) return 'unknown'
+  // A dual-stack listener reports IPv4 peers as IPv4-mapped IPv6 (RFC 4291 §2.5.5.2).
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address
+}
+
+/**
+ * How a request's client is named for rate limiting: the socket's peer
+ * address; or, when the peer is a configured trusted relay, the relay's
+ * header (first value, bounded). An untrusted peer's header is ignored, so
+ * a client cannot pick its own bucket.
+ */
+export function clientKeyResolver(clientAddress: GatewayConfig['clientAddress']): (request: FastifyRequest) => string {
+  if (clientAddress === null) return (request) => `a:${normalizeAddress(request.socket.remoteAddress)}`
+  const trusted = new Set(clientAddress.trustedPeers.map((p) => normalizeAddress(p)))
+  const header = clientAddress.header
+  return (request) => {
+    const peer = normalizeAddress(request.socket.remoteAddress)
+    if (trusted.has(peer)) {
+      const raw = request.headers[header]
+      const value = (Array.isArray(raw) ? raw[0] : raw)?.split(',')[0]?.trim()
+      if (value) return `h:${value.slice(0, MAX_CLIENT_HEADER_LENGTH)}`
+    }
+    return `a:${peer}`
+  }
+}
+
+/** An onRequest hook charging one token to the request's client. */
+export function rateLimitHook(limiter: TokenBucketLimiter, keyOf: (request: FastifyRequest) => string): onRequestAsyncHookHandler {
+  return async (request) => {
+    const wait = limiter.take(keyOf(request))
+    if (wait > 0) throw new GatewayError('GATEWAY_RATE_LIMITED', { headers: { 'retry-after': String(wait) } })
+  }
+}
+
+// ------------------------------------------------------------- streams --
+
+/** One held stream slot: its cancellation signal and the way to give it back. */
+export interface StreamLease {
+  /** Aborted by a deadline, the client's disconnect or shutdown; the reason is a GatewayError. */
+  readonly signal: AbortSignal
+  abort(reason: GatewayError): void
+  /** Give the slot back (idempotent). */
+  release(): void
+}
+
+export interface StreamSlots {
+  readonly max: number
+  readonly active: number
+  /** A lease, or null when all `max` slots are held. */
+  tryAcquire(): StreamLease | null
+  /** Abort every held lease (shutdown past its grace period). */
+  abortAll(reason: GatewayError): void
+}
+
+export function createStreamSlots(max: number): StreamSlots {
+  const leases = new Set<StreamLease>()
+  return {
+    max,
+    get active() {
+      return leases.size
+    },
+    tryAcquire() {
+      if (leases.size >= max) return null
+      const controller = new AbortController()
+      const lease: StreamLease = {
+        signal: controller.signal,
+        abort: (reason) => {
+          if (!controller.signal.aborted) controller.abort(reason)
+        },
+        release: () => void leases.delete(lease),
+      }
+      leases.add(lease)
+      return lease
+    },
+    abortAll(reason) {
+      for (const lease of leases) lease.abort(reason)
+    },
+  }
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The stream slot of a `POST /v1/ohttp` request (limits plugin). */
+    cgwStreamLease: StreamLease | null
+  }
+}
+
+/**
+ * An onRequest hook holding one stream slot for the whole exchange: taken
+ * before the body is read (a full gateway should not buffer bodies it will
+ * refuse), given back when the response closes. A response that closes
+ * unfinished means the client left: the lease is aborted so the enclave
+ * stops the engine.
+ */
+export function streamSlotHook(slots: StreamSlots): onRequestAsyncHookHandler {
+  return async (request, reply) => {
+    const lease = slots.tryAcquire()
+    if (lease === null) throw new GatewayError('GATEWAY_TOO_MANY_STREAMS', { headers: { 'retry-after': '1' } })
+    request.cgwStreamLease = lease
+    let finished = false
+    reply.raw.once('finish', () => (finished = true))
+    reply.raw.once('close', () => {
+      if (!finished) lease.abort(new GatewayError('GATEWAY_CLIENT_CLOSED'))
+      lease.release()
+    })
+  }
+}
+
+/**
+ * A restartable timer that aborts `lease` with GATEWAY_UPSTREAM_TIMEOUT: the
+ * first-byte deadline, then re-armed per chunk as the idle deadline.
+ */
+export interface LeaseDeadline {
+  /** (Re)start the countdown. */
+  arm(ms: number): void
+  clear(): void
+}
+
+export function leaseDeadline(lease: StreamLease): LeaseDeadline {
+  let timer: NodeJS.Timeout | undefined
+  const clear = () => {
+    if (timer !== undefined) clearTimeout(timer)
+    timer = undefined
+  }
+  return {
+    arm(ms) {
+      clear()
+      timer = setTimeout(() => lease.abort(new GatewayError('GATEWAY_UPSTREAM_TIMEOUT')), ms)
+    },
+    clear,
+  }
+}
+
+// ---------------------------------------------------------------- time --
+
+/**
+ * `promise`, or a rejection with `signal.reason` as soon as `signal` aborts —
+ * whether or not the callee honours the signal, the gateway stops waiting.
+ * A late rejection of `promise` is absorbed (never an unhandled rejection).
+ */
+export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    promise.catch(() => {})
+    return Promise.reject(signal.reason)
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason)
+    signal.addEventListener('abort', onAbort, { once: true })
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort)
+        resolve(value)
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort)
+        reject(error)
+      },
+    )
+  })
+}
+
+/**
+ * The upstream timeout: run `call` with a signal that aborts after `ms`
+ * with GATEWAY_UPSTREAM_TIMEOUT, and stop waiting at that moment.
+ */
+export async function withinTimeout<T>(ms: number, call: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController()
+  const timer = setTimeout(() => controller.abort(new GatewayError('GATEWAY_UPSTREAM_TIMEOUT')), ms)
+  try {
+    return await untilAborted(Promise.resolve().then(() => call(controller.signal)), controller.signal)
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+// -------------------------------------------------------------- plugin --
+
+/** What the routes read from `app.gatewayLimits`. */
+export interface GatewayLimits {
+  readonly bodyLimit: number
+  readonly timeouts: GatewayConfig['timeouts']
+  readonly slots: StreamSlots
+  /** The general per-client limit (every route but health, readiness, metrics). */
+  readonly rateLimit: onRequestAsyncHookHandler
+  /** The tighter per-client limit of `GET /v1/attestation`. */
+  readonly attestationRateLimit: onRequestAsyncHookHandler
+  readonly streamSlot: onRequestAsyncHookHandler
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    gatewayLimits: GatewayLimits
+  }
+}
+
+export interface LimitsPluginOptions extends Record<string, unknown> {
+  readonly config: GatewayConfig
+  /** Clock for the token buckets, ms. Default `Date.now`. */
+  readonly now?: () => number
+}
+
+/** Decorates the instance with `gatewayLimits`; feeds the active-streams gauge when metrics are registered. */
+export const limitsPlugin = sharedPlugin<LimitsPluginOptions>('cgw-limits', async (app, { config, now = Date.now }) => {
+  const keyOf = clientKeyResolver(config.clientAddress)
+  const slots = createStreamSlots(config.limits.maxConcurrentStreams)
+  app.decorateRequest('cgwStreamLease', null)
+  app.decorate('gatewayLimits', {
+    bodyLimit: config.limits.bodyLimitBytes,
+    timeouts: config.timeouts,
+    slots,
+    rateLimit: rateLimitHook(createTokenBucketLimiter({ ...config.limits.rate, now }), keyOf),
+    attestationRateLimit: rateLimitHook(createTokenBucketLimiter({ ...config.limits.attestationRate, now }), keyOf),
+    streamSlot: streamSlotHook(slots),
+  } satisfies GatewayLimits)
+  if (app.hasDecorator('gatewayMetrics')) app.gatewayMetrics.setActiveStreamsSource(() => slots.active)
+})
