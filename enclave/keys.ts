@@ -39,6 +39,8 @@ export interface SigningKey {
   signTypedData<const typedData extends TypedData | Record<string, unknown>, primaryType extends keyof typedData | 'EIP712Domain'>(
     parameters: TypedDataDefinition<typedData, primaryType>,
   ): Promise<Hex>
+  /** Sign a 32-byte digest (an EIP-712 digest computed by the caller); same signature form as `signTypedData`. */
+  signDigest(digest: Uint8Array): Promise<Hex>
   /** Zero the key bytes (best effort, see the module header). Idempotent. */
   destroy(): void
   readonly destroyed: boolean
@@ -73,8 +75,12 @@ export function createSigningKey(): SigningKey {
     async signTypedData(parameters) {
       // Hash before checking the key: a malformed definition is the caller's error either way.
       const digest = hashTypedData(parameters as TypedDataDefinition)
+      return key.signDigest(Buffer.from(digest.slice(2), 'hex'))
+    },
+    async signDigest(digest) {
+      if (!(digest instanceof Uint8Array) || digest.length !== 32) throw new TypeError('a digest is 32 bytes')
       if (secret === null) throw new EnclaveError('ENCLAVE_CLOSED', 'the signing key of this epoch is destroyed', { details: { address } })
-      const recovered = secp256k1.sign(Buffer.from(digest.slice(2), 'hex'), secret, { prehash: false, format: 'recovered' })
+      const recovered = secp256k1.sign(digest, secret, { prehash: false, format: 'recovered' })
       // noble: recovery ‖ r ‖ s; Ethereum: r ‖ s ‖ (27 + recovery).
       const out = new Uint8Array(65)
       out.set(recovered.subarray(1), 0)

@@ -24,7 +24,6 @@
 import { keccak_256 } from '@noble/hashes/sha3.js'
 import {
   getAddress,
-  hashStruct,
   hashTypedData,
   isAddress,
   keccak256,
@@ -174,24 +173,66 @@ export function receiptTypedData(fields: ReceiptFields, domain: ReceiptDomain = 
   return { domain, types: RECEIPT_TYPES, primaryType: RECEIPT_PRIMARY_TYPE, message: checkFields(fields) } as const
 }
 
+/*
+ * The digests below are EIP-712 encoded by hand over fixed 32-byte words
+ * (EIP-712 §"Definition of encodeData": atomic values as words, `string` as
+ * keccak256 of its bytes). viem's generic hashTypedData costs ~0.25 ms per
+ * receipt, a quarter of a request's added latency; this is ~0.02 ms. The
+ * tests pin both to viem's hashTypedData / hashStruct.
+ */
+const EIP712_DOMAIN_TYPEHASH = keccak_256(
+  new TextEncoder().encode('EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)'),
+)
+const RECEIPT_ENTRY_TYPEHASH = keccak_256(
+  new TextEncoder().encode('ReceiptEntry(bytes32 requestHash,bytes32 responseHash,string model,uint64 epoch,uint64 time)'),
+)
+const RECEIPT_TYPEHASH_BYTES = Buffer.from(RECEIPT_TYPEHASH.slice(2), 'hex')
+
+function word(v: bigint | Hex): Uint8Array {
+  const hex = typeof v === 'bigint' ? v.toString(16) : v.slice(2)
+  return Buffer.from(hex.padStart(64, '0'), 'hex')
+}
+
+const separators = new WeakMap<ReceiptDomain, Uint8Array>()
+
+function domainSeparator(d: ReceiptDomain): Uint8Array {
+  let sep = separators.get(d)
+  if (!sep) {
+    const te = new TextEncoder()
+    sep = keccak_256(
+      Buffer.concat([EIP712_DOMAIN_TYPEHASH, keccak_256(te.encode(d.name)), keccak_256(te.encode(d.version)), word(d.chainId), word(d.verifyingContract)]),
+    )
+    separators.set(d, sep)
+  }
+  return sep
+}
+
+function fieldWords(f: ReceiptFields): Uint8Array[] {
+  return [word(f.requestHash), word(f.responseHash), keccak_256(new TextEncoder().encode(f.model)), word(f.epoch), word(f.time)]
+}
+
 /** The EIP-712 digest `keccak256(0x1901 ‖ domainSeparator ‖ hashStruct(receipt))` that the key signs. */
+export function receiptDigest(fields: ReceiptFields, domain: ReceiptDomain = NO_CHAIN_RECEIPT_DOMAIN): Uint8Array {
+  checkDomain(domain)
+  const f = checkFields(fields)
+  const structHash = keccak_256(Buffer.concat([RECEIPT_TYPEHASH_BYTES, ...fieldWords(f), word(f.logIndex)]))
+  return keccak_256(Buffer.concat([Buffer.from([0x19, 0x01]), domainSeparator(domain), structHash]))
+}
+
+/** `receiptDigest` as hex. */
 export function hashReceipt(fields: ReceiptFields, domain: ReceiptDomain = NO_CHAIN_RECEIPT_DOMAIN): Hex {
-  return hashTypedData(receiptTypedData(fields, domain))
+  return `0x${Buffer.from(receiptDigest(fields, domain)).toString('hex')}`
 }
 
 /** The receipt log's entry for a receipt-to-be: `hashStruct(ReceiptEntry)`, everything but the index the log assigns. */
 export function receiptLogEntry(fields: Omit<ReceiptFields, 'logIndex'>): Hex {
   const f = checkFields({ ...fields, logIndex: 0n })
-  return hashStruct({
-    types: RECEIPT_ENTRY_TYPES,
-    primaryType: 'ReceiptEntry',
-    data: { requestHash: f.requestHash, responseHash: f.responseHash, model: f.model, epoch: f.epoch, time: f.time },
-  })
+  return `0x${Buffer.from(keccak_256(Buffer.concat([RECEIPT_ENTRY_TYPEHASH, ...fieldWords(f)]))).toString('hex')}`
 }
 
 /** Sign a receipt with an epoch's key; resolves to the 65-byte `r ‖ s ‖ v` signature. */
 export async function signReceipt(signingKey: SigningKey, fields: ReceiptFields, domain: ReceiptDomain = NO_CHAIN_RECEIPT_DOMAIN): Promise<Hex> {
-  return signingKey.signTypedData(receiptTypedData(fields, domain))
+  return signingKey.signDigest(receiptDigest(fields, domain))
 }
 
 /**

@@ -38,7 +38,7 @@ t.test('every key is new', async (t) => {
 
 t.test('key bytes are not reachable from the object', async (t) => {
   const key = createSigningKey()
-  t.same(Object.keys(key).sort(), ['address', 'destroy', 'destroyed', 'signTypedData', 'toJSON'].sort())
+  t.same(Object.keys(key).sort(), ['address', 'destroy', 'destroyed', 'signDigest', 'signTypedData', 'toJSON'].sort())
   t.same(JSON.parse(JSON.stringify(key)), { address: key.address, destroyed: false })
   t.equal(inspect(key, { showHidden: true, depth: 10 }), `SigningKey ${JSON.stringify({ address: key.address, destroyed: false })}`)
   t.ok(Object.isFrozen(key))

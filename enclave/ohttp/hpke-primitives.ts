@@ -174,9 +174,28 @@ function privateKeyObjectFromRaw(sk: Uint8Array): KeyObject {
  * RFC 9180 §4.1 DH(sk, pk) for X25519 (RFC 7748 §5), refusing the all-zero
  * output a small-order public key produces (RFC 9180 §7.1.4).
  */
-function dh(sk: KeyObject, pkRaw: Uint8Array): Uint8Array {
+/**
+ * Imported X25519 public keys by their bytes. A client encapsulates to the
+ * same recipient key again and again, and OpenSSL's key import costs more
+ * than the DH itself; a server's peers (fresh ephemeral keys) just miss.
+ */
+const PUBLIC_KEY_CACHE_SIZE = 64
+const publicKeys = new Map<string, KeyObject>()
+
+function publicKeyObject(pkRaw: Uint8Array): KeyObject {
+  const id = Buffer.from(pkRaw).toString('hex')
+  let pk = publicKeys.get(id)
+  if (pk === undefined) {
+    pk = createPublicKey({ key: Buffer.from(concat(SPKI_X25519_PREFIX, pkRaw)), format: 'der', type: 'spki' })
+    if (publicKeys.size >= PUBLIC_KEY_CACHE_SIZE) publicKeys.delete(publicKeys.keys().next().value!)
+    publicKeys.set(id, pk)
+  }
+  return pk
+}
+
+function dh(sk: KeyObject, pkRaw: Uint8Array, cachePeer: boolean): Uint8Array {
   if (pkRaw.length !== 32) throw new Error('an X25519 public key is 32 bytes')
-  const pk = createPublicKey({ key: Buffer.from(concat(SPKI_X25519_PREFIX, pkRaw)), format: 'der', type: 'spki' })
+  const pk = cachePeer ? publicKeyObject(pkRaw) : createPublicKey({ key: Buffer.from(concat(SPKI_X25519_PREFIX, pkRaw)), format: 'der', type: 'spki' })
   const shared = new Uint8Array(diffieHellman({ privateKey: sk, publicKey: pk }))
   if (shared.every((b) => b === 0)) throw new Error('X25519 produced the all-zero value')
   return shared
@@ -250,8 +269,10 @@ export class NodeDhkemX25519HkdfSha256 implements KemInterface {
     let skE: KeyObject
     let enc: Uint8Array
     if (params.ekm === undefined) {
-      skE = generateKeyPairSync('x25519').privateKey
-      enc = rawPublicOf(skE)
+      // Keep the generated public half: deriving it again from the private key costs a key import.
+      const pair = generateKeyPairSync('x25519')
+      skE = pair.privateKey
+      enc = rawPublicOf(pair.publicKey)
     } else if (isKeyPair(params.ekm)) {
       skE = privateKeyObject(params.ekm.privateKey)
       enc = await rawPublicKey(params.ekm.publicKey)
@@ -261,7 +282,7 @@ export class NodeDhkemX25519HkdfSha256 implements KemInterface {
       sk.fill(0)
       enc = rawPublicOf(skE)
     }
-    const sharedSecret = extractAndExpand(dh(skE, pkRm), concat(enc, pkRm))
+    const sharedSecret = extractAndExpand(dh(skE, pkRm, true), concat(enc, pkRm))
     return { sharedSecret: toArrayBuffer(sharedSecret), enc: toArrayBuffer(enc) }
   }
 
@@ -272,6 +293,6 @@ export class NodeDhkemX25519HkdfSha256 implements KemInterface {
     const enc = u8(params.enc)
     const skR = privateKeyObject(params.recipientKey.privateKey)
     const pkRm = await rawPublicKey(params.recipientKey.publicKey)
-    return toArrayBuffer(extractAndExpand(dh(skR, enc), concat(enc, pkRm)))
+    return toArrayBuffer(extractAndExpand(dh(skR, enc, false), concat(enc, pkRm)))
   }
 }
