@@ -29,6 +29,7 @@ const USAGE = `usage: cgw <command> [options]
 commands:
   verify-quote <quote file> [--collateral FILE | --pcs URL] [--policy FILE] [--at ISO-TIME] [--json]
   verify-gpu <evidence.json> [--nonce HEX] [--rims DIR] [--policy FILE] [--dev-root FILE] [--at ISO-TIME] [--json]
+  gateway --config FILE   run the provider gateway (enclave + OHTTP + engine; see gateway/config.ts)
   start          run the local system (for now: verify a bundled real quote)
 
 exit codes: 0 accepted, 1 usage, 2 parse error, 3 verification failed, 4 policy rejected, 5 collateral unavailable

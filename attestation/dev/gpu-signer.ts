@@ -82,7 +82,7 @@ import {
   id_ce_subjectKeyIdentifier,
   id_pe_authorityInfoAccess,
 } from '@peculiar/asn1-x509'
-import { C14nCanonicalization, type NamespacePrefix } from 'xml-crypto'
+import { ancestorNamespaces, canonicalizer } from '../nvidia/rim/c14n.ts'
 import { ConfigError } from '../errors.ts'
 import { derToPem } from '../asn1/pem.ts'
 import { OID_ECDSA_WITH_SHA384, parseCertificate, sameBytes, type Certificate } from '../pki/x509.ts'
@@ -917,56 +917,6 @@ export interface SignDevRimOptions {
   readonly now: Date
 }
 
-/**
- * Inclusive C14N with the attribute and namespace order of C14N 1.1 §2.2
- * (by code point, where xml-crypto uses `localeCompare`). The same subclass
- * as the verifier's (`rim/verify.ts`, which explains why C14N 1.0 output
- * equals C14N 1.1 output for RIMs); it must stay identical to it, or dev RIMs
- * stop verifying, which the dev GPU tests show at once.
- */
-class Canonicalizer11 extends C14nCanonicalization {
-  override attrCompare(a: Attr, b: Attr): 1 | 0 | -1 {
-    return compareCodePoints(a.namespaceURI ?? '', b.namespaceURI ?? '') || compareCodePoints(a.localName, b.localName)
-  }
-  override nsCompare(a: NamespacePrefix, b: NamespacePrefix): number {
-    return compareCodePoints(a.prefix, b.prefix)
-  }
-  override getAlgorithmName(): string {
-    return C14N11_ALGORITHM
-  }
-}
-
-function compareCodePoints(x: string, y: string): -1 | 0 | 1 {
-  const a = [...x]
-  const b = [...y]
-  for (let i = 0; i < Math.min(a.length, b.length); i++) {
-    const d = a[i]!.codePointAt(0)! - b[i]!.codePointAt(0)!
-    if (d !== 0) return d < 0 ? -1 : 1
-  }
-  return a.length === b.length ? 0 : a.length < b.length ? -1 : 1
-}
-
-const canonicalizer = new Canonicalizer11()
-
-/** Namespaces in scope at `el` from its ancestors, as inclusive C14N renders them on a subset's apex (C14N 1.1 §2.4). */
-function ancestorNamespaces(el: Element): NamespacePrefix[] {
-  const found = new Map<string, string>()
-  for (let n = el.parentNode; n && n.nodeType === 1; n = n.parentNode) {
-    const attrs = (n as Element).attributes
-    for (let i = 0; i < attrs.length; i++) {
-      const a = attrs[i]!
-      const prefix = a.name === 'xmlns' ? '' : a.prefix === 'xmlns' ? a.localName : undefined
-      if (prefix !== undefined && !found.has(prefix)) found.set(prefix, a.value)
-    }
-  }
-  const own = new Set<string>([el.prefix ?? ''])
-  for (let i = 0; i < el.attributes.length; i++) {
-    const a = el.attributes[i]!
-    if (a.name === 'xmlns') own.add('')
-    else if (a.prefix === 'xmlns') own.add(a.localName)
-  }
-  return [...found].filter(([p, uri]) => uri !== '' && !own.has(p)).map(([prefix, namespaceURI]) => ({ prefix, namespaceURI }))
-}
 
 /** XML attribute value escaping (XML 1.0 §2.4, §3.3.3). */
 function attr(value: string): string {

@@ -40,6 +40,7 @@ import {
 } from './bhttp-parser.ts'
 import { OhttpError, invalidArgument } from './errors.ts'
 import { varintSize, writeVarint } from './varint.ts'
+import { concatBytes } from '../../attestation/bytes/concat.ts'
 
 export type { BhttpField, BhttpLimits }
 
@@ -133,16 +134,6 @@ function responseFail(reason: string, offset: number): never {
   throw new OhttpError('OHTTP_BHTTP_MALFORMED', reason, { details: { offset } })
 }
 
-function concat(parts: readonly Uint8Array[], total: number): Uint8Array {
-  if (parts.length === 1) return parts[0]!
-  const out = new Uint8Array(total)
-  let p = 0
-  for (const part of parts) {
-    out.set(part, p)
-    p += part.length
-  }
-  return out
-}
 
 /**
  * Decode a whole Binary HTTP request, either framing (RFC 9292 §3.1, §3.2),
@@ -170,7 +161,7 @@ export function decodeBhttpRequest(bytes: Uint8Array, limits: BhttpLimits = DEFA
   }
   const framing: BhttpFraming = parser.knownLength ? 'known-length' : 'indeterminate-length'
   const { method, scheme, authority, path } = control!
-  return { framing, method, scheme, authority, path, headers, content: concat(content, contentLength), trailers }
+  return { framing, method, scheme, authority, path, headers, content: concatBytes(content), trailers }
 }
 
 /**
@@ -252,7 +243,7 @@ export function decodeBhttpResponse(bytes: Uint8Array, limits: BhttpLimits = DEF
       contentLength += e.data.length
     } else trailers = e.trailers
   }
-  return { status, headers, content: concat(content, contentLength), trailers, informational }
+  return { status, headers, content: concatBytes(content), trailers, informational }
 }
 
 // ---------------------------------------------------------------- encoding

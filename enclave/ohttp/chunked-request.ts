@@ -16,6 +16,7 @@ import type { RecipientContext, SenderContext } from '@hpke/core'
 import { EnclaveError } from '../errors.ts'
 import { FINAL_CHUNK_AAD } from './hpke.ts'
 import { readVarint, varintSize, writeVarint } from './varint.ts'
+import { concatBytes } from '../../attestation/bytes/concat.ts'
 
 /** draft §3: senders SHOULD keep chunks to 2^14 bytes of plaintext unless they know the receiver takes more. */
 export const REQUEST_CHUNK_PLAINTEXT_LENGTH = 1 << 14
@@ -26,7 +27,6 @@ export const REQUEST_CHUNK_PLAINTEXT_LENGTH = 1 << 14
  */
 export async function sealRequestChunks(context: SenderContext, plaintext: Uint8Array, chunkLength = REQUEST_CHUNK_PLAINTEXT_LENGTH): Promise<Uint8Array> {
   const pieces: Uint8Array[] = []
-  let total = 0
   const count = Math.max(1, Math.ceil(plaintext.length / chunkLength))
   for (let i = 0; i < count; i++) {
     const final = i === count - 1
@@ -36,15 +36,8 @@ export async function sealRequestChunks(context: SenderContext, plaintext: Uint8
     const piece = new Uint8Array(varintSize(lengthField) + ct.length)
     piece.set(ct, writeVarint(piece, 0, lengthField))
     pieces.push(piece)
-    total += piece.length
   }
-  const out = new Uint8Array(total)
-  let p = 0
-  for (const piece of pieces) {
-    out.set(piece, p)
-    p += piece.length
-  }
-  return out
+  return concatBytes(pieces)
 }
 
 /**
@@ -56,7 +49,6 @@ export async function sealRequestChunks(context: SenderContext, plaintext: Uint8
  */
 export async function openRequestChunks(context: RecipientContext, body: Uint8Array): Promise<Uint8Array> {
   const plaintexts: Uint8Array[] = []
-  let total = 0
   let p = 0
   for (let index = 0; ; index++) {
     const lengthField = readVarint(body, p)
@@ -79,16 +71,8 @@ export async function openRequestChunks(context: RecipientContext, body: Uint8Ar
       throw new EnclaveError('ENCLAVE_OHTTP_DECRYPT_FAILED', 'a non-final request chunk is empty', { details: { offset: p, chunk: index } })
     }
     plaintexts.push(pt)
-    total += pt.length
     p = end
     if (final) break
   }
-  if (plaintexts.length === 1) return plaintexts[0]!
-  const out = new Uint8Array(total)
-  let q = 0
-  for (const pt of plaintexts) {
-    out.set(pt, q)
-    q += pt.length
-  }
-  return out
+  return concatBytes(plaintexts)
 }

@@ -33,6 +33,7 @@ import {
   mediaTypeEssence,
 } from './media-types.ts'
 import { deriveResponseKeys, openResponse, responseNonceLength } from './response.ts'
+import { concatBytes } from '../../attestation/bytes/concat.ts'
 
 export interface EncapsulateRequestOptions {
   /**
@@ -109,18 +110,8 @@ async function recipientKey(config: KeyConfig, aeadId: number): Promise<CryptoKe
 
 async function collect(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<Uint8Array> {
   const parts: Uint8Array[] = []
-  let total = 0
-  for await (const part of source) {
-    parts.push(part)
-    total += part.length
-  }
-  const out = new Uint8Array(total)
-  let p = 0
-  for (const part of parts) {
-    out.set(part, p)
-    p += part.length
-  }
-  return out
+  for await (const part of source) parts.push(part)
+  return concatBytes(parts)
 }
 
 async function encapsulate(

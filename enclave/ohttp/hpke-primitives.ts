@@ -26,6 +26,7 @@
  * CryptoKey does). `KeyObject.from` works on non-extractable keys too —
  * in-process, "non-extractable" only guards the WebCrypto API.
  */
+import { concatBytes } from '../../attestation/bytes/concat.ts'
 import { KeyObject, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync } from 'node:crypto'
 import {
   AeadId,
@@ -48,17 +49,7 @@ function u8(x: Bytes): Uint8Array {
 function toArrayBuffer(b: Uint8Array): ArrayBuffer {
   return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer
 }
-function concat(...parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
-  let n = 0
-  for (const p of parts) n += p.length
-  const out = new Uint8Array(n)
-  let at = 0
-  for (const p of parts) {
-    out.set(p, at)
-    at += p.length
-  }
-  return out
-}
+const concat = (...parts: Uint8Array[]) => concatBytes(parts)
 const ascii = (s: string) => new TextEncoder().encode(s)
 
 /** RFC 9180 §4: HashLen of SHA-256; an empty salt is HashLen zero bytes (RFC 5869 §2.2). */

@@ -19,6 +19,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
+import { readFileSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { Agent, request } from 'undici'
@@ -97,7 +98,20 @@ async function viaGateway(keyConfigs: Uint8Array, transport: Transport, i: numbe
   return { ttft, latency: performance.now() - t0, tokens }
 }
 
+/** CPU seconds a process has used so far (utime + stime from /proc; 0 where /proc is absent). */
+function cpuOf(pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+    return (Number(fields[11]) + Number(fields[12])) / 100
+  } catch {
+    return 0
+  }
+}
+
+let pids: number[] = []
+
 async function run(concurrency: number, total: number, one: (i: number) => Promise<Sample>) {
+  const cpu0 = [process.cpuUsage(), ...pids.map(cpuOf)] as const
   const samples: Sample[] = []
   let next = 0
   const t0 = performance.now()
@@ -108,6 +122,12 @@ async function run(concurrency: number, total: number, one: (i: number) => Promi
   )
   const wall = performance.now() - t0
   const tokens = samples.reduce((a, s) => a + s.tokens, 0)
+  const c = process.cpuUsage(cpu0[0] as NodeJS.CpuUsage)
+  const cpuMsPerRequest = {
+    client: (c.user + c.system) / 1000 / total,
+    engine: ((cpuOf(pids[0]) - (cpu0[1] as number)) * 1000) / total,
+    gateway: ((cpuOf(pids[1]) - (cpu0[2] as number)) * 1000) / total,
+  }
   const q = (f: (s: Sample) => number, p: number) => quantile(samples.map(f), p)
   return {
     ttftP50: q((s) => s.ttft, 0.5),
@@ -115,12 +135,14 @@ async function run(concurrency: number, total: number, one: (i: number) => Promi
     latencyP50: q((s) => s.latency, 0.5),
     latencyP99: q((s) => s.latency, 0.99),
     tokensPerSecond: (tokens / wall) * 1000,
+    cpuMsPerRequest,
   }
 }
 
 async function main() {
   const engine = await child('engine', String(TOKENS), String(DELAY_MS))
   const gateway = await child('gateway', engine.url)
+  pids = [engine.proc.pid!, gateway.proc.pid!]
   try {
     const keyConfigs = new Uint8Array(await (await request(`${gateway.url}/.well-known/ohttp-gateway`, { dispatcher })).body.arrayBuffer())
     const transport = gatewayTransport(gateway.url)
@@ -152,7 +174,14 @@ async function main() {
         gateway_tokens_per_s: round(g.tps, 1),
         throughput_ratio: round(g.tps / d.tps, 3),
       }
+      const cpu = (x: typeof d1, y: typeof d1) => ({
+        client: round(avg(x.cpuMsPerRequest.client, y.cpuMsPerRequest.client), 3),
+        engine: round(avg(x.cpuMsPerRequest.engine, y.cpuMsPerRequest.engine), 3),
+        gateway: round(avg(x.cpuMsPerRequest.gateway, y.cpuMsPerRequest.gateway), 3),
+      })
+      Object.assign(r, { cpu_ms_per_request_direct: cpu(d1, d2), cpu_ms_per_request_gateway: cpu(g1, g2) })
       results[`streams_${c}`] = r
+      console.log(`  ${c} stream(s): CPU ms/request direct ${JSON.stringify(cpu(d1, d2))}, via gateway ${JSON.stringify(cpu(g1, g2))}`)
       console.log(`  ${c} stream(s): TTFT p50 ${r.direct_ttft_p50_ms} → ${r.gateway_ttft_p50_ms} ms (+${r.added_ttft_p50_ms}), latency p50 ${r.direct_latency_p50_ms} → ${r.gateway_latency_p50_ms} ms (+${r.added_latency_p50_ms}, p99 +${r.added_latency_p99_ms}), tokens/s ${r.direct_tokens_per_s} → ${r.gateway_tokens_per_s} (ratio ${r.throughput_ratio})`)
     }
     const s1 = results.streams_1 as { added_latency_p50_ms: number }
