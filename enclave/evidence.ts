@@ -19,7 +19,7 @@ import {
   hashGpuEvidence,
   NO_GPU_EVIDENCE_HASH,
 } from '../attestation/binding.ts'
-import { BaseError, ConfigError, ParseError } from '../attestation/errors.ts'
+import { BaseError, ConfigError, ParseError, VerificationError } from '../attestation/errors.ts'
 import { gpuEvidenceFromJson, gpuEvidenceToJson, type GpuEvidenceBundle } from '../attestation/nvidia/evidence.ts'
 import { parseQuote } from '../attestation/tdx/abi/quote.ts'
 import { EnclaveError } from './errors.ts'
@@ -216,10 +216,29 @@ export function createEvidenceSource(options: EvidenceSourceOptions): EvidenceSo
 
 export interface EvidenceBindingOptions {
   /**
+   * The nonce the verifier sent. Required: the bundle's own `nonce` field is
+   * the provider's word, and trusting it would let an old, internally
+   * consistent bundle pass as fresh.
+   */
+  readonly expectedNonce: Uint8Array
+  /**
    * The log key the caller expects (e.g. from an earlier checkpoint); when
    * given, the bundle must carry exactly this key.
    */
   readonly logPublicKey?: Uint8Array
+}
+
+function expectedNonceOf(bundle: EvidenceBundle, options: EvidenceBindingOptions): Uint8Array {
+  const n = options?.expectedNonce
+  if (!(n instanceof Uint8Array) || n.length !== NONCE_SIZE) {
+    throw new ConfigError('ATTESTATION_OPTIONS_INVALID', `expectedNonce (the ${NONCE_SIZE}-byte nonce the verifier sent) is required`)
+  }
+  if (hex(fromHex(bundle.nonce, 'nonce', NONCE_SIZE)) !== hex(n)) {
+    throw new VerificationError('ATTESTATION_BINDING_MISMATCH', 'the evidence answers another nonce', {
+      details: { expected: hex(n), actual: bundle.nonce },
+    })
+  }
+  return n
 }
 
 function fromHex(v: unknown, field: string, size?: number): Uint8Array {
@@ -234,7 +253,7 @@ function fromHex(v: unknown, field: string, size?: number): Uint8Array {
  * function. Parses, checks no signature: for tests and for the client SDK's
  * binding step, after it verified quote and GPU evidence.
  */
-export function expectedReportData(bundle: EvidenceBundle, options: EvidenceBindingOptions = {}): Uint8Array {
+export function expectedReportData(bundle: EvidenceBundle, options: EvidenceBindingOptions): Uint8Array {
   const logPublicKey = bundle.logPublicKey === null ? null : new Uint8Array(Buffer.from(bundle.logPublicKey, 'base64'))
   if (options.logPublicKey !== undefined && (logPublicKey === null || hex(logPublicKey) !== hex(options.logPublicKey))) {
     throw new ConfigError('ATTESTATION_OPTIONS_INVALID', 'the bundle carries another log key than the one expected')
@@ -242,7 +261,7 @@ export function expectedReportData(bundle: EvidenceBundle, options: EvidenceBind
   if (typeof bundle.epoch !== 'string' || !/^(0|[1-9][0-9]*)$/.test(bundle.epoch)) throw new ConfigError('ATTESTATION_OPTIONS_INVALID', 'bundle epoch is not a decimal integer')
   return computeReportData({
     mode: 'nonce',
-    nonce: fromHex(bundle.nonce, 'nonce', NONCE_SIZE),
+    nonce: expectedNonceOf(bundle, options),
     keyConfig: new Uint8Array(Buffer.from(bundle.keyConfig, 'base64')),
     signingAddress: bundle.signingAddress,
     gpuEvidenceHash: bundle.gpu === null ? NO_GPU_EVIDENCE_HASH : hashGpuEvidence(gpuEvidenceFromJson(bundle.gpu).gpus),
@@ -256,7 +275,7 @@ export function expectedReportData(bundle: EvidenceBundle, options: EvidenceBind
  * quote's REPORTDATA; throws ATTESTATION_BINDING_MISMATCH (with both values)
  * when they differ. Checks no signature (verifyQuote does).
  */
-export function verifyEvidenceBinding(bundle: EvidenceBundle, options: EvidenceBindingOptions = {}): void {
+export function verifyEvidenceBinding(bundle: EvidenceBundle, options: EvidenceBindingOptions): void {
   const quote = parseQuote(new Uint8Array(Buffer.from(bundle.quote, 'base64')))
   if (quote.body.kind === 'sgx') throw new ParseError('ATTESTATION_QUOTE_UNSUPPORTED_TEE', 'the evidence quote is an SGX quote, not a TD quote')
   checkReportDataBinding(quote.body.report.reportData, expectedReportData(bundle, options))

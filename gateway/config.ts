@@ -40,6 +40,12 @@ export interface GatewayConfig {
    */
   readonly clientAddress: { readonly header: string; readonly trustedPeers: readonly string[] } | null
   readonly timeouts: {
+    /**
+     * Longest time to receive a whole request, headers and body. A stream
+     * slot is taken before the body is read, so without this a client that
+     * uploads slowly holds slots forever (node's own default is no limit).
+     */
+    readonly requestMs: number
     /** Bound on enclave calls that reach the engine or the evidence providers: models, attest. */
     readonly upstreamMs: number
     /** From the request being handed to the enclave to the first encapsulated byte. */
@@ -77,6 +83,8 @@ export type LogLevel = (typeof LOG_LEVELS)[number]
  *   set `clientAddress` there.
  * - attestationRate 1/s, burst 5 — every nonce costs a TDX quote and GPU
  *   evidence collection; verifiers need one per session, not per request.
+ * - requestMs 30 s — a 2 MiB body at 1 Mbit/s arrives in ~17 s; a client
+ *   slower than that is holding a slot, not sending a prompt.
  * - upstreamMs 10 s — listing models and producing evidence are quick when
  *   healthy; a slow answer is a failure worth reporting.
  * - firstByteMs 120 s — prefill of a long prompt on a loaded GPU can take
@@ -95,7 +103,7 @@ export const DEFAULT_GATEWAY_CONFIG: GatewayConfig = {
     attestationRate: { requestsPerSecond: 1, burst: 5 },
   },
   clientAddress: null,
-  timeouts: { upstreamMs: 10_000, firstByteMs: 120_000, streamIdleMs: 120_000, shutdownGraceMs: 25_000 },
+  timeouts: { requestMs: 30_000, upstreamMs: 10_000, firstByteMs: 120_000, streamIdleMs: 120_000, shutdownGraceMs: 25_000 },
   logLevel: 'info',
   metrics: true,
   enclave: null,
@@ -153,6 +161,7 @@ export const GATEWAY_CONFIG_SCHEMA = {
       type: 'object',
       additionalProperties: false,
       properties: {
+        requestMs: timeoutSchema,
         upstreamMs: timeoutSchema,
         firstByteMs: timeoutSchema,
         streamIdleMs: timeoutSchema,
@@ -181,6 +190,7 @@ export const GATEWAY_ENV = {
   CGW_ATTESTATION_RATE_BURST: { path: ['limits', 'attestationRate', 'burst'], kind: 'integer' },
   CGW_CLIENT_ADDRESS_HEADER: { path: ['clientAddress', 'header'], kind: 'string' },
   CGW_TRUSTED_PEERS: { path: ['clientAddress', 'trustedPeers'], kind: 'list' },
+  CGW_REQUEST_TIMEOUT_MS: { path: ['timeouts', 'requestMs'], kind: 'integer' },
   CGW_UPSTREAM_TIMEOUT_MS: { path: ['timeouts', 'upstreamMs'], kind: 'integer' },
   CGW_FIRST_BYTE_TIMEOUT_MS: { path: ['timeouts', 'firstByteMs'], kind: 'integer' },
   CGW_STREAM_IDLE_TIMEOUT_MS: { path: ['timeouts', 'streamIdleMs'], kind: 'integer' },

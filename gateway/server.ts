@@ -66,6 +66,9 @@ export function buildServer({ enclave, config, logger, registrationReady, now = 
     // Never take a request id from a client header: it would be logged.
     requestIdHeader: false,
     bodyLimit: config.limits.bodyLimitBytes,
+    // A request must arrive whole in time: stream slots are taken before the
+    // body is read, and a stalled upload must not keep one (node: no limit).
+    requestTimeout: config.timeouts.requestMs,
     // fastify types the instance by its logger (pino's Logger here); the
     // rest of the gateway only needs the base logger interface.
   }) as unknown as FastifyInstance

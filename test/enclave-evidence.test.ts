@@ -109,9 +109,9 @@ t.test('the bundle verifies: dev quote, dev GPU evidence, binding', async (t) =>
   t.equal(vg.gpus.length, 2)
 
   const q = parseQuote(quoteOf(bundle))
-  t.equal(hex(q.body.report.reportData), hex(expectedReportData(bundle, { logPublicKey })))
+  t.equal(hex(q.body.report.reportData), hex(expectedReportData(bundle, { expectedNonce: nonce, logPublicKey })))
   t.equal(hex(q.body.report.reportData.subarray(32)), hex(nonce), 'the nonce in clear in the upper half')
-  t.doesNotThrow(() => verifyEvidenceBinding(bundle, { logPublicKey }))
+  t.doesNotThrow(() => verifyEvidenceBinding(bundle, { expectedNonce: nonce, logPublicKey }))
 
   const json = JSON.stringify(bundle)
   t.notMatch(json, CANARY, 'no private key in the bundle')
@@ -134,18 +134,20 @@ t.test('changing any bound part breaks the binding', async (t) => {
     ['nonce', { ...bundle, nonce: hex(nonceOf('c')) }],
   ]
   for (const [name, b] of mutations) {
-    t.equal(codeOf(thrown(() => verifyEvidenceBinding(b, { logPublicKey }))), 'ATTESTATION_BINDING_MISMATCH', name)
+    t.equal(codeOf(thrown(() => verifyEvidenceBinding(b, { expectedNonce: nonce, logPublicKey }))), 'ATTESTATION_BINDING_MISMATCH', name)
   }
   // A swapped log key breaks the binding; a caller expecting a key sees the swap before that.
   for (const [name, b] of [
     ['log key', { ...bundle, logPublicKey: Buffer.from('another log key').toString('base64') }],
     ['log key removed', { ...bundle, logPublicKey: null }],
   ] as [string, EvidenceBundle][]) {
-    t.equal(codeOf(thrown(() => verifyEvidenceBinding(b))), 'ATTESTATION_BINDING_MISMATCH', name)
-    t.equal(codeOf(thrown(() => verifyEvidenceBinding(b, { logPublicKey }))), 'ATTESTATION_OPTIONS_INVALID', `${name}, key expected`)
+    t.equal(codeOf(thrown(() => verifyEvidenceBinding(b, { expectedNonce: nonce }))), 'ATTESTATION_BINDING_MISMATCH', name)
+    t.equal(codeOf(thrown(() => verifyEvidenceBinding(b, { expectedNonce: nonce, logPublicKey }))), 'ATTESTATION_OPTIONS_INVALID', `${name}, key expected`)
   }
-  t.doesNotThrow(() => verifyEvidenceBinding(bundle), 'the bundle carries its log key')
-  t.equal(codeOf(thrown(() => verifyEvidenceBinding(bundle, { logPublicKey: new Uint8Array(3) }))), 'ATTESTATION_OPTIONS_INVALID', 'another log key')
+  t.doesNotThrow(() => verifyEvidenceBinding(bundle, { expectedNonce: nonce }), 'the bundle carries its log key')
+  t.equal(codeOf(thrown(() => verifyEvidenceBinding(bundle, { expectedNonce: nonce, logPublicKey: new Uint8Array(3) }))), 'ATTESTATION_OPTIONS_INVALID', 'another log key')
+  t.equal(codeOf(thrown(() => verifyEvidenceBinding(bundle, { expectedNonce: nonceOf('c') }))), 'ATTESTATION_BINDING_MISMATCH', 'an old bundle answering another nonce')
+  t.equal(codeOf(thrown(() => verifyEvidenceBinding(bundle, {} as never))), 'ATTESTATION_OPTIONS_INVALID', 'the verifier nonce is required')
 })
 
 t.test('a TD without GPU binds NO_GPU_EVIDENCE_HASH; no log key', async (t) => {
@@ -153,9 +155,9 @@ t.test('a TD without GPU binds NO_GPU_EVIDENCE_HASH; no log key', async (t) => {
   const bundle = await source.attest(nonceOf('d'))
   t.equal(bundle.gpu, null)
   t.equal(bundle.logPublicKey, null)
-  t.doesNotThrow(() => verifyEvidenceBinding(bundle))
+  t.doesNotThrow(() => verifyEvidenceBinding(bundle, { expectedNonce: nonceOf('d') }))
   const withGpu = { ...bundle, gpu: gpuEvidenceToJson(await gpuProvider.collect(nonceOf('d'))) }
-  t.equal(codeOf(thrown(() => verifyEvidenceBinding(withGpu))), 'ATTESTATION_BINDING_MISMATCH', 'GPU evidence added afterwards')
+  t.equal(codeOf(thrown(() => verifyEvidenceBinding(withGpu, { expectedNonce: nonceOf('d') }))), 'ATTESTATION_BINDING_MISMATCH', 'GPU evidence added afterwards')
 })
 
 t.test('cache: one bundle per nonce and epoch, shared while in flight, bounded', async (t) => {
@@ -179,7 +181,7 @@ t.test('cache: one bundle per nonce and epoch, shared while in flight, bounded',
   const after = await source.attest(nonceOf('1'))
   t.not(after, a1, 'a new epoch gives a new bundle for the same nonce')
   t.equal(after.epoch, epochs.current().number.toString())
-  t.doesNotThrow(() => verifyEvidenceBinding(after, { logPublicKey }))
+  t.doesNotThrow(() => verifyEvidenceBinding(after, { expectedNonce: nonceOf('1'), logPublicKey }))
 })
 
 t.test('provider failures: ENCLAVE_EVIDENCE_UNAVAILABLE with the provider code; not cached', async (t) => {
@@ -199,7 +201,7 @@ t.test('provider failures: ENCLAVE_EVIDENCE_UNAVAILABLE with the provider code; 
   t.same((e as EnclaveError).details, { step: 'quote', provider: 'configfs-tsm', code: 'ENCLAVE_QUOTE_PROVIDER_UNAVAILABLE' })
   fail = false
   const bundle = await source.attest(nonceOf('f'))
-  t.doesNotThrow(() => verifyEvidenceBinding(bundle, { logPublicKey }), 'the retry succeeds')
+  t.doesNotThrow(() => verifyEvidenceBinding(bundle, { expectedNonce: nonceOf('f'), logPublicKey }), 'the retry succeeds')
 
   const brokenGpu: GpuEvidenceProvider = {
     name: 'nvattest',
@@ -228,7 +230,7 @@ t.test('aborting one caller does not fail another sharing the collection', async
   ac.abort()
   t.equal(((await rejection(a)) as Error).name, 'AbortError')
   const bundle = await b
-  t.doesNotThrow(() => verifyEvidenceBinding(bundle, { logPublicKey }))
+  t.doesNotThrow(() => verifyEvidenceBinding(bundle, { expectedNonce: nonceOf('x'), logPublicKey }))
 })
 
 t.test('a closed epoch manager: attest rejects with ENCLAVE_CLOSED', async (t) => {

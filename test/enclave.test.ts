@@ -191,6 +191,6 @@ t.test('evidence: a dev quote binding the key config, signing address and no GPU
   const collateral = signDevCollateral(ca, { fmspc: DEV_FMSPC, now: NOW, platform: signer.platform })
   const root = trustedRootFromDer('dev', ca.rootCertificateDer, ca.rootFingerprint)
   verifyQuote(new Uint8Array(Buffer.from(bundle.quote, 'base64')), collateral, { now: new Date(NOW.getTime() + 3_600_000), trustedRoot: root })
-  verifyEvidenceBinding(bundle)
+  verifyEvidenceBinding(bundle, { expectedNonce: nonce })
   t.pass('quote genuine, binding holds')
 })

@@ -57,7 +57,7 @@ t.test('a full document', async (t) => {
   t.same(c.limits.rate, { requestsPerSecond: 0.5, burst: 2 })
   t.same(c.limits.attestationRate, { requestsPerSecond: DEFAULT_GATEWAY_CONFIG.limits.attestationRate.requestsPerSecond, burst: 1 }, 'partial sections keep defaults')
   t.same(c.clientAddress, { header: 'x-relay-client', trustedPeers: ['10.0.0.1', '::1'] }, 'header names are lower-cased as node reports them')
-  t.same(c.timeouts, { upstreamMs: 1, firstByteMs: 2, streamIdleMs: 3, shutdownGraceMs: 0 })
+  t.same(c.timeouts, { requestMs: 30_000, upstreamMs: 1, firstByteMs: 2, streamIdleMs: 3, shutdownGraceMs: 0 })
   t.equal(c.logLevel, 'warn')
   t.equal(c.metrics, false)
   t.same(c.enclave, { engine: { url: 'http://127.0.0.1:8000' } }, 'the enclave section is passed through untouched')

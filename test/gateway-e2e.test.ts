@@ -87,7 +87,7 @@ t.test('attestation through the gateway binds the served key config', async (t) 
   t.equal(res.statusCode, 200)
   const bundle = (await res.body.json()) as EvidenceBundle
   t.equal(bundle.nonce, nonce)
-  verifyEvidenceBinding(bundle)
+  verifyEvidenceBinding(bundle, { expectedNonce: new Uint8Array(Buffer.from(nonce, 'hex')) })
   const served = await keyConfigs(port)
   t.same(Buffer.from(bundle.keyConfig, 'base64'), Buffer.from(served.subarray(2)), 'the served key config is the attested one')
   const again = (await (await request(`http://127.0.0.1:${port}/v1/attestation?nonce=${nonce}`)).body.json()) as EvidenceBundle
@@ -184,4 +184,19 @@ t.test('canary: the prompt appears in no log line, metric or file', async (t) =>
   t.ok(report.metricsBytes > 0)
   t.same(report.leaks, [], 'no canary anywhere')
   t.ok(engine.stats.log.some((r) => r.body.includes(CANARY)), 'while the engine did receive the plaintext (inside the CVM)')
+})
+
+t.test('a stalled upload gives its stream slot back (no lock-out by slow bodies)', async (t) => {
+  const { port } = await stack(t, { limits: { maxConcurrentStreams: 2 }, timeouts: { requestMs: 300 } })
+  const { connect } = await import('node:net')
+  const stalled = [0, 1].map(() => {
+    const s = connect(port, '127.0.0.1')
+    s.on('error', () => {})
+    s.write('POST /v1/ohttp HTTP/1.1\r\nhost: x\r\ncontent-type: message/ohttp-chunked-req\r\ncontent-length: 100000\r\n\r\nab')
+    return new Promise<void>((resolve) => s.on('close', () => resolve()))
+  })
+  await Promise.all(stalled) // both dropped by the gateway after requestMs
+  const res = await request(`http://127.0.0.1:${port}/v1/ohttp`, { method: 'POST', body: new Uint8Array(40), headers: { 'content-type': 'message/ohttp-chunked-req' } })
+  const problem = (await res.body.json()) as { code: string }
+  t.not(problem.code, 'GATEWAY_TOO_MANY_STREAMS', 'a new client gets a slot')
 })

@@ -85,3 +85,16 @@ t.test('collateral dates are strict RFC 3339', async (t) => {
     t.throws(() => parseCollateral({ ...c!.collateral, tcb_info: text }), { code: 'ATTESTATION_COLLATERAL_MALFORMED' }, bad)
   }
 })
+
+t.test('a critical extension the verifier does not understand is refused (RFC 5280 §4.2)', async (t) => {
+  const { parseQuote } = await import('../attestation/tdx/abi/quote.ts')
+  const { parseCertificate } = await import('../attestation/pki/x509.ts')
+  const { verifyChain } = await import('../attestation/pki/chain.ts')
+  const [c] = tdxCases().filter((x) => x.id === 'tdx-v4-emerald-rapids-uptodate')
+  const chain = parseQuote(c!.quote).certification.pckChain.map(parseCertificate)
+  const opts = { now: c!.verifyAt.getTime(), root: INTEL_SGX_ROOT_CA.certificate, crls: [], requireRevocation: false, label: 'pck' }
+  t.equal(verifyChain(chain, opts).length, 2, 'the real chain passes')
+  // Same signed bytes, one more critical extension in the parsed view: the check reads the view.
+  const leaf = { ...chain[0]!, extensions: new Map([...chain[0]!.extensions, ['1.2.3.4.5', { critical: true, value: new Uint8Array(2) }]]) }
+  t.throws(() => verifyChain([leaf, ...chain.slice(1)], opts), { code: 'ATTESTATION_CERT_CHAIN_INVALID', details: { extension: '1.2.3.4.5' } })
+})

@@ -31,6 +31,31 @@ export interface VerifyChainOptions {
   readonly label: string
 }
 
+/**
+ * Critical extensions this verifier understands (RFC 5280 §4.2: a
+ * certificate with any other critical extension must be rejected):
+ * basicConstraints, keyUsage, extKeyUsage (OCSP responders), the Intel SGX
+ * extension, and the TCG DICE FWID extensions of NVIDIA device leaves.
+ */
+export const UNDERSTOOD_CRITICAL_EXTENSIONS: ReadonlySet<string> = new Set([
+  '2.5.29.19',
+  '2.5.29.15',
+  '2.5.29.37',
+  '1.2.840.113741.1.13.1',
+  '2.23.133.5.4.1',
+  '2.23.133.5.4.1.1',
+])
+
+function checkCriticalExtensions(cert: Certificate, chain: string): void {
+  for (const [oid, ext] of cert.extensions) {
+    if (ext.critical && !UNDERSTOOD_CRITICAL_EXTENSIONS.has(oid)) {
+      throw new VerificationError('ATTESTATION_CERT_CHAIN_INVALID', `certificate "${label(cert)}" has a critical extension this verifier does not understand`, {
+        details: { chain, serial: cert.serial, extension: oid },
+      })
+    }
+  }
+}
+
 function label(cert: Certificate): string {
   return commonName(cert.subject) || cert.serial
 }
@@ -147,6 +172,7 @@ export function verifyChain(chain: readonly Certificate[], opts: VerifyChainOpti
     }
     checkIssuerIsCa(issuer, i, opts.label, KEY_USAGE_KEY_CERT_SIGN)
   }
+  for (const cert of [...certs, opts.root]) checkCriticalExtensions(cert, opts.label)
   checkValidity(opts.root, opts.now, opts.label)
   for (const cert of certs) checkValidity(cert, opts.now, opts.label)
   certs.forEach((cert, i) => checkRevocation(cert, issuerOf(i), opts))

@@ -167,14 +167,22 @@ declare module 'fastify' {
  * unfinished means the client left: the lease is aborted so the enclave
  * stops the engine.
  */
-export function streamSlotHook(slots: StreamSlots): onRequestAsyncHookHandler {
+export function streamSlotHook(slots: StreamSlots, requestMs: number): onRequestAsyncHookHandler {
   return async (request, reply) => {
     const lease = slots.tryAcquire()
     if (lease === null) throw new GatewayError('GATEWAY_TOO_MANY_STREAMS', { headers: { 'retry-after': '1' } })
     request.cgwStreamLease = lease
+    // The slot is held from before the body is read: a body that has not
+    // fully arrived in time drops the connection (node checks its own
+    // requestTimeout only every 30 s), which gives the slot back.
+    const upload = setTimeout(() => {
+      if (!request.raw.complete) request.raw.destroy()
+    }, requestMs)
+    upload.unref()
     let finished = false
     reply.raw.once('finish', () => (finished = true))
     reply.raw.once('close', () => {
+      clearTimeout(upload)
       if (!finished) lease.abort(new GatewayError('GATEWAY_CLIENT_CLOSED'))
       lease.release()
     })
@@ -285,7 +293,7 @@ export const limitsPlugin = sharedPlugin<LimitsPluginOptions>('cgw-limits', asyn
     slots,
     rateLimit: rateLimitHook(createTokenBucketLimiter({ ...config.limits.rate, now }), keyOf),
     attestationRateLimit: rateLimitHook(createTokenBucketLimiter({ ...config.limits.attestationRate, now }), keyOf),
-    streamSlot: streamSlotHook(slots),
+    streamSlot: streamSlotHook(slots, config.timeouts.requestMs),
   } satisfies GatewayLimits)
   if (app.hasDecorator('gatewayMetrics')) app.gatewayMetrics.setActiveStreamsSource(() => slots.active)
 })
