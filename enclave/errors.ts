@@ -19,6 +19,7 @@ export const ENCLAVE_ERROR_CODES = {
   },
   ENCLAVE_BHTTP_MALFORMED: { status: 400, description: 'the decrypted request is not a valid Binary HTTP message (RFC 9292)' },
   ENCLAVE_EVIDENCE_UNAVAILABLE: { status: 503, description: 'evidence could not be produced (quote, event log or GPU provider failed)' },
+  ENCLAVE_EVIDENCE_BUSY: { status: 503, description: 'too many evidence collections are running; try again shortly' },
   ENCLAVE_QUOTE_PROVIDER_UNAVAILABLE: { status: 503, description: 'no TDX quote provider: configfs-tsm is missing or unusable' },
   ENCLAVE_CLOSED: { status: 503, description: 'the enclave is shutting down' },
 } as const satisfies Record<string, { readonly status: number; readonly description: string }>

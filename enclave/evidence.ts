@@ -51,6 +51,12 @@ export interface EvidenceSourceOptions {
   readonly logPublicKey: Uint8Array | null
   /** Default {@link DEFAULT_EVIDENCE_CACHE_SIZE}. */
   readonly cacheSize?: number
+  /**
+   * Collections (quote + GPU evidence) running at once; a new nonce beyond
+   * that is refused with ENCLAVE_EVIDENCE_BUSY rather than queued, so a flood
+   * of nonces cannot build an unbounded queue of quote generations. Default 8.
+   */
+  readonly maxInFlight?: number
 }
 
 export interface EvidenceSource {
@@ -120,6 +126,9 @@ export function createEvidenceSource(options: EvidenceSourceOptions): EvidenceSo
   if (logPublicKey !== null && !(logPublicKey instanceof Uint8Array && logPublicKey.length > 0)) invalid('logPublicKey must be bytes or null')
   const cacheSize = options.cacheSize ?? DEFAULT_EVIDENCE_CACHE_SIZE
   if (!Number.isInteger(cacheSize) || cacheSize < 1) invalid('cacheSize must be a positive integer')
+  const maxInFlight = options.maxInFlight ?? 8
+  if (!Number.isInteger(maxInFlight) || maxInFlight < 1) invalid('maxInFlight must be a positive integer')
+  let inFlight = 0
   const logKey = logPublicKey === null ? null : logPublicKey.slice()
 
   /** Keyed by nonce hex; every entry belongs to `cacheEpoch`. Map order is recency order. */
@@ -201,7 +210,15 @@ export function createEvidenceSource(options: EvidenceSourceOptions): EvidenceSo
         cache.delete(key)
         cache.set(key, entry)
       } else {
+        if (inFlight >= maxInFlight) {
+          return Promise.reject(new EnclaveError('ENCLAVE_EVIDENCE_BUSY', 'too many evidence collections are running', { details: { maxInFlight } }))
+        }
+        inFlight++
         const pending = collect(nonce.slice(), epoch)
+        void pending.then(
+          () => inFlight--,
+          () => inFlight--,
+        )
         entry = pending
         cache.set(key, pending)
         pending.catch(() => {

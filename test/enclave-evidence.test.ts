@@ -238,3 +238,16 @@ t.test('a closed epoch manager: attest rejects with ENCLAVE_CLOSED', async (t) =
   epochs.close()
   t.equal(codeOf(await rejection(source.attest(nonceOf('z')))), 'ENCLAVE_CLOSED')
 })
+
+t.test('a flood of nonces is refused, not queued', async (t) => {
+  let release!: () => void
+  const gate = new Promise<void>((r) => (release = r))
+  const slow = { name: 'slow', getQuote: async (rd: Uint8Array) => (await gate, new Uint8Array(rd)) }
+  const { source } = await setup(t, { quotes: slow as never })
+  const first = [0, 1, 2, 3, 4, 5, 6, 7].map((i) => source.attest(nonceOf(`flood ${i}`)))
+  t.equal(codeOf(await rejection(source.attest(nonceOf('one too many')))), 'ENCLAVE_EVIDENCE_BUSY')
+  release()
+  await Promise.allSettled(first)
+  const after = await rejection(source.attest(nonceOf('later')))
+  t.not(codeOf(after), 'ENCLAVE_EVIDENCE_BUSY', 'room again once collections finish')
+})
