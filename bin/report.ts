@@ -42,6 +42,14 @@ export async function runReported<R extends CommandReport>(
   return report.exitCode
 }
 
+/** Verdict lines for the stages every verifying command shares. */
+export const COMMON_VERDICTS = {
+  arguments: 'NOT RUN (bad arguments)',
+  verify: 'REJECTED: not genuine',
+  policy: 'GENUINE, REJECTED BY POLICY',
+  accepted: 'ACCEPTED',
+} as const
+
 /** A two-column text table. */
 export class Table {
   readonly lines: string[] = []

@@ -17,7 +17,7 @@ import { verifyGpuEvidence, type VerifiedGpuEvidence } from '../../attestation/n
 import { validateGpuEvidence } from '../../attestation/nvidia/validate/validate-gpu.ts'
 import { BASELINE_GPU_POLICY_DOCUMENT, parseGpuPolicy, parsePolicy, type GpuPolicy } from '../../attestation/policy/policy.ts'
 import { EXIT } from '../exit-codes.ts'
-import { devRootFor, runReported, Table, type CommandReport } from '../report.ts'
+import { COMMON_VERDICTS, devRootFor, runReported, Table, type CommandReport } from '../report.ts'
 import { instantOption, readInput, readJson } from '../io.ts'
 import type { Io } from '../cgw.ts'
 
@@ -97,11 +97,8 @@ export async function runVerifyGpu(args: string[], io: Io): Promise<number> {
 }
 
 const VERDICT: Record<Stage, string> = {
-  arguments: 'NOT RUN (bad arguments)',
+  ...COMMON_VERDICTS,
   parse: 'REJECTED: malformed evidence',
-  verify: 'REJECTED: not genuine',
-  policy: 'GENUINE, REJECTED BY POLICY',
-  accepted: 'ACCEPTED',
 }
 
 function render(r: Report): string {

@@ -19,7 +19,7 @@ import { createPcsClient } from '../../attestation/pcs/client.ts'
 import type { QuoteCollateralV3 } from '../../attestation/pcs/types.ts'
 import { parseEventLog, verifyRtmrs, type CcEvent } from '../../attestation/eventlog/index.ts'
 import { EXIT } from '../exit-codes.ts'
-import { devRootFor, runReported, Table, type CommandReport } from '../report.ts'
+import { COMMON_VERDICTS, devRootFor, runReported, Table, type CommandReport } from '../report.ts'
 import { instantOption, readInput, readJson } from '../io.ts'
 import type { Io } from '../cgw.ts'
 
@@ -154,13 +154,10 @@ export async function runVerifyQuote(args: string[], io: Io): Promise<number> {
 }
 
 const VERDICT: Record<Stage, string> = {
-  arguments: 'NOT RUN (bad arguments)',
+  ...COMMON_VERDICTS,
   parse: 'REJECTED: malformed quote',
   collateral: 'NOT VERIFIED: collateral unavailable',
-  verify: 'REJECTED: not genuine',
   'event-log': 'REJECTED: event log does not match the quote',
-  policy: 'GENUINE, REJECTED BY POLICY',
-  accepted: 'ACCEPTED',
 }
 
 function render(r: Report): string {
