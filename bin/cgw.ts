@@ -32,7 +32,7 @@ commands:
   gateway --config FILE   run the provider gateway (enclave + OHTTP + engine; see gateway/config.ts)
   start          run the local system (for now: verify a bundled real quote)
 
-exit codes: 0 accepted, 1 usage, 2 parse error, 3 verification failed, 4 policy rejected, 5 collateral unavailable
+exit codes: 0 accepted, 1 usage, 2 parse error, 3 verification failed, 4 policy rejected, 5 collateral unavailable, 6 enclave unavailable
 `
 
 export async function main(argv: string[], io: Io = stdio): Promise<number> {

@@ -2,6 +2,7 @@
  * Process exit codes of every `cgw` command, one per error family, so that
  * scripts can branch on what went wrong without reading text.
  */
+import { isEnclaveError } from '../enclave/errors.ts'
 import { PolicyError, isAttestationError, errorFamily, type ErrorFamily, type PolicyMismatch } from '../attestation/errors.ts'
 
 export const EXIT = {
@@ -17,6 +18,8 @@ export const EXIT = {
   POLICY: 4,
   /** Collateral could not be obtained. */
   COLLATERAL: 5,
+  /** The enclave could not start or serve (e.g. no TDX quote provider here). */
+  ENCLAVE: 6,
   /** A bug: an error that is not one of ours. */
   INTERNAL: 70,
 } as const
@@ -49,6 +52,7 @@ export function failureOf(e: unknown): Failure {
   if (isAttestationError(e)) {
     return { error: e.toJSON(), exitCode: exitCodeFor(e), ...(e instanceof PolicyError ? { mismatches: e.mismatches } : {}) }
   }
+  if (isEnclaveError(e)) return { error: e.toJSON(), exitCode: EXIT.ENCLAVE }
   const code = (e as { code?: unknown } | null)?.code
   if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) {
     return { error: { code: 'ATTESTATION_OPTIONS_INVALID', message: (e as Error).message, details: {} }, exitCode: EXIT.USAGE }

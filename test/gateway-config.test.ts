@@ -121,6 +121,9 @@ t.test('file errors', async (t) => {
 })
 
 t.test('cgw gateway', async (t) => {
+  const refuse: Parameters<typeof runGateway>[2] = () => {
+    throw new Error('these cases never reach the enclave')
+  }
   const run = async (args: string[], factory?: Parameters<typeof runGateway>[2]) => {
     let out = ''
     let err = ''
@@ -128,21 +131,23 @@ t.test('cgw gateway', async (t) => {
     return { code, out, err }
   }
 
-  t.test('without the enclave factory it says so and exits 1', async (t) => {
-    const r = await run(['--config', file('ok.json', { logLevel: 'silent' })], null)
+  t.test('an invalid enclave section exits 1; a real-TDX config without configfs-tsm refuses to start', async (t) => {
+    const r = await run(['--config', file('bad-enclave.json', { logLevel: 'silent', enclave: { tee: 'sgx' } })])
     t.equal(r.code, EXIT.USAGE)
-    t.match(r.err, /not available yet/)
-    t.match(r.err, /enclave\/index\.ts/)
+    t.match(r.err, /ATTESTATION_OPTIONS_INVALID/)
+    const tdx = await run(['--config', file('tdx.json', { logLevel: 'silent', enclave: { tee: 'tdx', engine: { url: 'http://127.0.0.1:9' } } })])
+    t.equal(tdx.code, EXIT.ENCLAVE)
+    t.match(tdx.err, /ENCLAVE_QUOTE_PROVIDER_UNAVAILABLE/, 'a clear error naming the missing provider')
   })
 
   t.test('bad arguments and bad config exit 1', async (t) => {
-    t.equal((await run(['--nope'], null)).code, EXIT.USAGE)
-    t.equal((await run(['extra'], null)).code, EXIT.USAGE)
-    const bad = await run(['--config', file('bad-key.json', { listen: { hots: 'x' } })], null)
+    t.equal((await run(['--nope'], refuse)).code, EXIT.USAGE)
+    t.equal((await run(['extra'], refuse)).code, EXIT.USAGE)
+    const bad = await run(['--config', file('bad-key.json', { listen: { hots: 'x' } })], refuse)
     t.equal(bad.code, EXIT.USAGE)
     t.match(bad.err, /unknown key "hots"/)
-    t.equal((await run(['--config', join(tmp, 'absent.json')], null)).code, EXIT.USAGE)
-    const help = await run(['--help'], null)
+    t.equal((await run(['--config', join(tmp, 'absent.json')], refuse)).code, EXIT.USAGE)
+    const help = await run(['--help'], refuse)
     t.equal(help.code, EXIT.OK)
     t.match(help.out, /usage: cgw gateway/)
   })

@@ -13,31 +13,14 @@ import { loadGatewayConfig, type GatewayConfig } from '../../gateway/config.ts'
 import { startGateway } from '../../gateway/main.ts'
 import { EXIT, failureOf } from '../exit-codes.ts'
 import type { Io } from '../cgw.ts'
+import { createEnclaveFromConfig } from '../../enclave/index.ts'
 
 const USAGE = 'usage: cgw gateway [--config FILE]   (CGW_* environment variables override the file)\n'
 
-/** The factory enclave/index.ts is expected to export. */
+/** How the enclave is built from the config's `enclave` section (injectable for tests). */
 export type CreateEnclaveFromConfig = (section: Readonly<Record<string, unknown>>, config: GatewayConfig) => Promise<Enclave> | Enclave
 
-/**
- * `createEnclaveFromConfig` from enclave/index.ts, or null while that module
- * (written separately) does not exist or does not export it yet.
- * TODO(enclave/index.ts): import it statically once enclave/index.ts exports
- * `createEnclaveFromConfig`, and drop this probe.
- */
-export async function loadEnclaveFactory(): Promise<CreateEnclaveFromConfig | null> {
-  // A computed specifier keeps the type checker from requiring the module today.
-  const specifier = new URL('../../enclave/index.ts', import.meta.url).href
-  try {
-    const mod = (await import(specifier)) as { createEnclaveFromConfig?: unknown }
-    return typeof mod.createEnclaveFromConfig === 'function' ? (mod.createEnclaveFromConfig as CreateEnclaveFromConfig) : null
-  } catch (e) {
-    if ((e as { code?: unknown } | null)?.code === 'ERR_MODULE_NOT_FOUND' && String((e as Error).message).includes('enclave/index.ts')) return null
-    throw e
-  }
-}
-
-export async function runGateway(args: string[], io: Io, factory?: CreateEnclaveFromConfig | null): Promise<number> {
+export async function runGateway(args: string[], io: Io, create: CreateEnclaveFromConfig = createEnclaveFromConfig): Promise<number> {
   let file: string | undefined
   try {
     const { values } = parseArgs({ args, options: { config: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false })
@@ -60,12 +43,6 @@ export async function runGateway(args: string[], io: Io, factory?: CreateEnclave
       return EXIT.USAGE
     }
     throw e
-  }
-
-  const create = factory === undefined ? await loadEnclaveFactory() : factory
-  if (create === null) {
-    io.err('cgw gateway: not available yet: the enclave factory (createEnclaveFromConfig in enclave/index.ts) does not exist yet\n')
-    return EXIT.USAGE
   }
 
   let enclave: Enclave | undefined
