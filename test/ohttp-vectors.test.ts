@@ -50,6 +50,18 @@ const EXAMPLE_SUITES = [
 ]
 const replay = () => createReplayCache({ windowMs: 60_000, maxEntries: 1000, now: () => 0 })
 
+/** The header fields of RFC 9292 Figure 11's response, in order. */
+const FIG11_HEADERS: [string, string][] = [
+  ['date', 'Mon, 27 Jul 2009 12:28:53 GMT'],
+  ['server', 'Apache'],
+  ['last-modified', 'Wed, 22 Jul 2009 19:15:56 GMT'],
+  ['etag', '"34aa387-d-1568eb00"'],
+  ['accept-ranges', 'bytes'],
+  ['content-length', '51'],
+  ['vary', 'Accept-Encoding'],
+  ['content-type', 'text/plain'],
+]
+
 t.test('RFC 9180 vector: DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM, base mode', async (t) => {
   t.match(H, { mode: 0, kem_id: 0x20, kdf_id: KDF_HKDF_SHA256, aead_id: AEAD_AES_256_GCM })
   const suite = cipherSuite(AEAD_AES_256_GCM)
@@ -182,16 +194,7 @@ t.test('RFC 9292 §5 examples decode', async (t) => {
     },
   ])
   t.equal(fig11.status, 200)
-  t.same(fig11.headers, [
-    ['date', 'Mon, 27 Jul 2009 12:28:53 GMT'],
-    ['server', 'Apache'],
-    ['last-modified', 'Wed, 22 Jul 2009 19:15:56 GMT'],
-    ['etag', '"34aa387-d-1568eb00"'],
-    ['accept-ranges', 'bytes'],
-    ['content-length', '51'],
-    ['vary', 'Accept-Encoding'],
-    ['content-type', 'text/plain'],
-  ])
+  t.same(fig11.headers, FIG11_HEADERS)
   t.equal(Buffer.from(fig11.content).toString(), 'Hello World! My content includes a trailing CRLF.\r\n')
 
   const fig13 = decodeBhttpResponse(b(B.fig13KnownLengthResponse))
@@ -218,16 +221,7 @@ t.test('RFC 9292 §5 examples encode to the same bytes', async (t) => {
     hex(
       beginResponse(
         200,
-        [
-          ['date', 'Mon, 27 Jul 2009 12:28:53 GMT'],
-          ['server', 'Apache'],
-          ['last-modified', 'Wed, 22 Jul 2009 19:15:56 GMT'],
-          ['etag', '"34aa387-d-1568eb00"'],
-          ['accept-ranges', 'bytes'],
-          ['content-length', '51'],
-          ['vary', 'Accept-Encoding'],
-          ['content-type', 'text/plain'],
-        ],
+        FIG11_HEADERS,
         [
           { status: 102, headers: [['running', '"sleep 15"']] },
           {

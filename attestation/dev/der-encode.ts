@@ -9,18 +9,11 @@
  * keeps that shape visible. The output is checked by the strict reader in
  * `attestation/asn1/der.ts` in the tests.
  */
+import { TAG } from '../asn1/der.ts'
 
 /** One encoded TLV, ready to nest. */
 export type Der = Uint8Array
 
-/** Universal tags written here (X.680 §8.6). */
-const TAG_BOOLEAN = 0x01
-const TAG_INTEGER = 0x02
-const TAG_BIT_STRING = 0x03
-const TAG_OCTET_STRING = 0x04
-const TAG_OID = 0x06
-const TAG_ENUMERATED = 0x0a
-const TAG_SEQUENCE = 0x30
 
 /** Definite length octets in the minimal form DER requires (X.690 §10.1). */
 function lengthOctets(n: number): Uint8Array {
@@ -42,21 +35,21 @@ export function tlv(tag: number, content: Uint8Array): Der {
 
 /** SEQUENCE of already-encoded members, in the order given. */
 export function sequence(...members: readonly Der[]): Der {
-  return tlv(TAG_SEQUENCE, Buffer.concat(members))
+  return tlv(TAG.SEQUENCE, Buffer.concat(members))
 }
 
 export function octetString(bytes: Uint8Array): Der {
-  return tlv(TAG_OCTET_STRING, bytes)
+  return tlv(TAG.OCTET_STRING, bytes)
 }
 
 /** BIT STRING of whole octets (no unused bits): signatures (X.690 §8.6). */
 export function bitString(bytes: Uint8Array): Der {
-  return tlv(TAG_BIT_STRING, Buffer.concat([Uint8Array.of(0), bytes]))
+  return tlv(TAG.BIT_STRING, Buffer.concat([Uint8Array.of(0), bytes]))
 }
 
 /** DER BOOLEAN: TRUE is 0xFF (X.690 §11.1). */
 export function boolean(value: boolean): Der {
-  return tlv(TAG_BOOLEAN, Uint8Array.of(value ? 0xff : 0x00))
+  return tlv(TAG.BOOLEAN, Uint8Array.of(value ? 0xff : 0x00))
 }
 
 /** Two's-complement content octets of a non-negative integer, minimal (X.690 §8.3.2). */
@@ -70,11 +63,11 @@ function unsignedContent(value: bigint): Uint8Array {
 }
 
 export function integer(value: number | bigint): Der {
-  return tlv(TAG_INTEGER, unsignedContent(BigInt(value)))
+  return tlv(TAG.INTEGER, unsignedContent(BigInt(value)))
 }
 
 export function enumerated(value: number): Der {
-  return tlv(TAG_ENUMERATED, unsignedContent(BigInt(value)))
+  return tlv(TAG.ENUMERATED, unsignedContent(BigInt(value)))
 }
 
 /** OBJECT IDENTIFIER from dotted text (X.690 §8.19: base-128 arcs, first two combined). */
@@ -91,19 +84,17 @@ export function oid(dotted: string): Der {
     for (let v = sub >> 7n; v > 0n; v >>= 7n) groups.unshift(Number(v & 0x7fn) | 0x80)
     out.push(...groups)
   }
-  return tlv(TAG_OID, Uint8Array.from(out))
+  return tlv(TAG.OID, Uint8Array.from(out))
 }
 
 // ---------------------------------------------------------------------------
 // Additions for the dev GPU (attestation/dev/gpu-signer.ts): the values an
 // OCSP response (RFC 6960 §4.2.1) needs beyond the ones above.
 
-const TAG_NULL = 0x05
-const TAG_GENERALIZED_TIME = 0x18
 
 /** DER NULL: the `parameters` of a hash AlgorithmIdentifier (RFC 5754 §2 allows NULL or absent). */
 export function nullValue(): Der {
-  return tlv(TAG_NULL, new Uint8Array(0))
+  return tlv(TAG.NULL, new Uint8Array(0))
 }
 
 /**
@@ -118,7 +109,7 @@ export function generalizedTime(date: Date): Der {
   const year = date.getUTCFullYear()
   if (year < 0 || year > 9999) throw new RangeError('GeneralizedTime needs a four-digit year')
   const text = date.toISOString().replace(/\.\d{3}Z$/, 'Z').replace(/[-:T]/g, '')
-  return tlv(TAG_GENERALIZED_TIME, new TextEncoder().encode(text))
+  return tlv(TAG.GENERALIZED_TIME, new TextEncoder().encode(text))
 }
 
 /** A context-specific constructed tag `[n]` around already-encoded content (X.690 §8.14: EXPLICIT tagging). */
