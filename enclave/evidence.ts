@@ -25,6 +25,7 @@ import { parseQuote } from '../attestation/tdx/abi/quote.ts'
 import { EnclaveError } from './errors.ts'
 import type { GpuEvidenceProvider } from './gpu/provider.ts'
 import type { EvidenceBundle, EventLogProvider, QuoteProvider } from './types.ts'
+import { hex } from '../attestation/bytes/hex.ts'
 
 /** The nonce is a 32-byte value (binding.ts `bytes32 freshness`; SPDM 1.1 GET_MEASUREMENTS nonce). */
 export const NONCE_SIZE = 32
@@ -69,7 +70,6 @@ export interface EvidenceSource {
   attest(nonce: Uint8Array, options?: { readonly signal?: AbortSignal }): Promise<EvidenceBundle>
 }
 
-const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64')
 
 function codeOf(e: unknown): string | undefined {

@@ -126,6 +126,7 @@ import {
   sequence,
   type Der,
 } from './der-encode.ts'
+import { hex } from '../bytes/hex.ts'
 
 // ---------------------------------------------------------------------------
 // Names and constants
@@ -213,10 +214,6 @@ function range(from: number, to: number): number[] {
 
 function invalid(what: string, details: Record<string, unknown> = {}): never {
   throw new ConfigError('ATTESTATION_OPTIONS_INVALID', what, { details })
-}
-
-function hex(b: Uint8Array): string {
-  return Buffer.from(b).toString('hex')
 }
 
 function b64url(b: Uint8Array): string {
@@ -916,7 +913,6 @@ export interface SignDevRimOptions {
   /** The signing instant: the RIM signer certificate must be valid then. */
   readonly now: Date
 }
-
 
 /** XML attribute value escaping (XML 1.0 §2.4, §3.3.3). */
 function attr(value: string): string {

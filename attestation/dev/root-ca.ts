@@ -81,6 +81,7 @@ import {
   OID_SGX_TYPE,
 } from '../tdx/abi/pck-extension.ts'
 import { bitString, boolean, enumerated, integer, octetString, oid, sequence, type Der } from './der-encode.ts'
+import { hex } from '../bytes/hex.ts'
 
 /** Subject common names. The root's says what it is wherever it is displayed. */
 export const DEV_ROOT_CA_NAME = 'Confidential Gateway DEV Root CA - NOT FOR PRODUCTION'
@@ -228,10 +229,6 @@ export function devBytes(value: Uint8Array | string, size: number, name: string)
   } else out = value
   if (out.length !== size) invalid(`${name} must be ${size} bytes`, { name, size, actual: out.length })
   return out
-}
-
-function hex(b: Uint8Array): string {
-  return Buffer.from(b).toString('hex')
 }
 
 function b64url(b: Uint8Array): string {

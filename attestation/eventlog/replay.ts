@@ -13,6 +13,7 @@ import { createHash } from 'node:crypto'
 import { ConfigError, ParseError, VerificationError } from '../errors.ts'
 import { EV_NO_ACTION, TPM_ALG_SHA384 } from './event-log.ts'
 import type { CcEvent, RtmrIndex } from './event-log.ts'
+import { hex } from '../bytes/hex.ts'
 
 /** TDX module spec (TDG.MR.RTMR.EXTEND): a TD has four RTMRs. */
 export const RTMR_COUNT = 4
@@ -21,10 +22,6 @@ export const RTMR_COUNT = 4
 export const RTMR_LENGTH = 48
 
 const ALL_RTMRS: readonly RtmrIndex[] = [0, 1, 2, 3]
-
-function hex(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex')
-}
 
 /**
  * True for an event that was extended into a register. TCG PFP §10.4.1:

@@ -22,6 +22,7 @@ import { EXIT } from '../exit-codes.ts'
 import { COMMON_VERDICTS, devRootFor, runReported, Table, type CommandReport } from '../report.ts'
 import { instantOption, readInput, readJson } from '../io.ts'
 import type { Io } from '../cgw.ts'
+import { hex } from '../../attestation/bytes/hex.ts'
 
 type Stage = 'arguments' | 'parse' | 'collateral' | 'verify' | 'event-log' | 'policy' | 'accepted'
 
@@ -33,8 +34,6 @@ interface Report extends CommandReport {
   policy: { source: string; pinned: string[]; mismatches?: readonly unknown[] }
   checks: string[]
 }
-
-const hex = (b: Uint8Array) => Buffer.from(b).toString('hex')
 
 /** Read a quote file: raw bytes, or hex text (optionally 0x-prefixed, whitespace ignored). */
 export function decodeQuoteFile(bytes: Uint8Array): Uint8Array {

@@ -7,8 +7,7 @@
 import type { GpuEvidenceBundle, GpuEvidenceItem } from '../../attestation/nvidia/evidence.ts'
 import { SPDM_NONCE_SIZE, parseGpuReport } from '../../attestation/nvidia/abi/spdm.ts'
 import { GpuCollectionError } from './errors.ts'
-
-const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
+import { hex } from '../../attestation/bytes/hex.ts'
 
 /**
  * Argument misuse is a bug in the caller, not a collection failure: a plain

@@ -19,6 +19,7 @@
 import { ConfigError, ParseError, VerificationError } from '../../errors.ts'
 import type { RimMeasurement } from './parse.ts'
 import { isVerifiedRim, type VerifiedRim } from './verify.ts'
+import { hex } from '../../bytes/hex.ts'
 
 /**
  * The NVDEC exception. NVIDIA's GPU opaque data field 11
@@ -81,8 +82,6 @@ export interface CompareMeasurementsReturnType {
   /** Mismatches at index 35 forgiven by the NVDEC exception (NVDEC0 disabled); never counted as failures. */
   readonly exempted: readonly MeasurementMismatch[]
 }
-
-const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i])

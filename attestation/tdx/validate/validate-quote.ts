@@ -11,6 +11,7 @@ import { INTEL_SGX_ROOT_CA_FINGERPRINT } from '../../roots/trust-root.ts'
 import type { AllowList, MeasurementField, QuotePolicy } from '../../policy/policy.ts'
 import type { TdReport } from '../abi/quote.ts'
 import type { VerifiedQuote } from '../verify/verify-quote.ts'
+import { hex } from '../../bytes/hex.ts'
 
 /** TD attribute bits [Intel TDX Module ABI spec, TDATTRIBUTES]: byte 0 bit 0 is DEBUG (TUD). */
 export const TD_ATTRIBUTE_DEBUG_BIT = 0
@@ -45,10 +46,6 @@ export const MISMATCH_CODES: Readonly<Record<MeasurementField, string>> = {
 
 /** TPM_ALG_SHA384 (TCG Algorithm Registry). */
 const TPM_ALG_SHA384 = 0x000c
-
-function hex(b: Uint8Array): string {
-  return Buffer.from(b).toString('hex')
-}
 
 function bit(bytes: Uint8Array, n: number): boolean {
   return ((bytes[n >> 3]! >> (n & 7)) & 1) === 1

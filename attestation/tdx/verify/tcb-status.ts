@@ -22,15 +22,12 @@ import { VerificationError } from '../../errors.ts'
 import type { EnclaveReport, Quote, TdReport } from '../abi/quote.ts'
 import type { IsvTcbLevel, QeIdentity, TcbInfo, TcbLevel, TcbStatus } from '../abi/collateral.ts'
 import type { PckExtension } from '../abi/pck-extension.ts'
+import { hex } from '../../bytes/hex.ts'
 
 export interface StatusWithAdvisories {
   readonly status: TcbStatus
   readonly advisoryIds: readonly string[]
   readonly tcbDate: string
-}
-
-function hex(b: Uint8Array): string {
-  return Buffer.from(b).toString('hex')
 }
 
 function maskedEqual(actual: Uint8Array, expected: Uint8Array, mask: Uint8Array): boolean {

@@ -31,6 +31,7 @@ import {
   mergeAdvisories,
   type StatusWithAdvisories,
 } from './tcb-status.ts'
+import { hex } from '../../bytes/hex.ts'
 
 export interface VerifyQuoteOptions {
   /** The instant of verification. Required: no hidden clock. */
@@ -60,10 +61,6 @@ export interface VerifiedQuote {
     readonly tcbEvaluationDataNumber: number
   }
   readonly verifiedAt: Date
-}
-
-function hex(b: Uint8Array): string {
-  return Buffer.from(b).toString('hex')
 }
 
 /**
