@@ -4,8 +4,10 @@
  *
  * One request: decapsulate (OHTTP, the epoch's key; unknown/expired key,
  * tampering, replay and malformed Binary HTTP are refused before anything is
- * answered) → check the inner request (method, path, JSON with a model) →
- * forward it to the engine → answer inside the encryption:
+ * answered; a request without a fresh `date` field gets an encapsulated 400
+ * with the enclave's Date, RFC 9458 §6.5) → check the inner request (method,
+ * path, JSON with a model) → forward it to the engine → answer inside the
+ * encryption:
  *
  *   - streamed: a chunked OHTTP response whose first chunk is the Binary HTTP
  *     head and where every engine SSE event becomes one content chunk, sealed
@@ -19,12 +21,24 @@
  *     4xx/429/5xx) are inner responses with their own status and an
  *     OpenAI-style error body: the client sees them, the gateway does not.
  *
+ * The receipt is signed by the key of the epoch that decrypted the request,
+ * even after a rotation; if that key is destroyed before the response ends
+ * (the epoch's grace is over), the stream ends with ENCLAVE_RECEIPT_KEY_DESTROYED
+ * instead — never a receipt by another epoch's key.
+ *
+ * A stream is pushed, not pulled: the engine hands each SSE event over
+ * synchronously from its socket read (`Engine.request(...).push`), and it is
+ * hashed, sealed and handed to the gateway's sink (`EncapsulatedResponse.pipe`)
+ * in the same call — no promise or generator step per event. `chunks` is
+ * the same stream as an async iterator, for consumers that pull.
+ *
  * The gateway learns an outcome code per request (for metrics) and nothing
  * else. No plaintext is logged, thrown or stored here.
  */
 import { EnclaveError } from './errors.ts'
 import { EngineError } from './engines/errors.ts'
 import { createEpochManager, type Epoch, type EpochManager } from './epochs.ts'
+import { createKeccak256 } from './keccak.ts'
 import { createEvidenceSource } from './evidence.ts'
 import type { GpuEvidenceProvider } from './gpu/provider.ts'
 import {
@@ -35,12 +49,25 @@ import {
   encodeBhttpResponse,
   encodeKeyConfigs,
   endResponse,
+  formatHttpDate,
   generateOhttpKeyPair,
+  requestOfDateError,
   type DecapsulatedRequest,
   type OhttpKeyPair,
 } from './ohttp/index.ts'
-import { createBodyHasher, createMemoryReceiptLog, issueReceipt, NO_CHAIN_RECEIPT_DOMAIN, type ReceiptDomain, type ReceiptLog } from './receipts.ts'
-import type { Enclave, EncapsulatedResponse, Engine, EventLogProvider, HandleOutcome, QuoteProvider } from './types.ts'
+import { createMemoryReceiptLog, issueReceipt, NO_CHAIN_RECEIPT_DOMAIN, type ReceiptDomain, type ReceiptLog } from './receipts.ts'
+import type { AttestationLogSink } from './log/sink.ts'
+import type {
+  EncapsulatedChunkSink,
+  Enclave,
+  EncapsulatedResponse,
+  Engine,
+  EngineEventSink,
+  EventLogProvider,
+  HandleOutcome,
+  PushControl,
+  QuoteProvider,
+} from './types.ts'
 
 /** Inner paths the enclave forwards (OpenAI API); anything else is an inner 404. */
 export const FORWARDED_PATHS: ReadonlySet<string> = new Set(['/v1/chat/completions', '/v1/completions', '/v1/embeddings'])
@@ -65,7 +92,19 @@ export interface CreateEnclaveOptions {
   readonly receiptDomain?: ReceiptDomain
   /** The transparency log's public key, bound into REPORTDATA; null without a log. */
   readonly logPublicKey?: Uint8Array | null
-  /** Replay window; at least epoch length + grace (a later replay meets a destroyed key). Default that sum. */
+  /** The attestation log (enclave/log/sink.ts): every evidence bundle and key epoch is recorded there. */
+  readonly logSink?: AttestationLogSink | null
+  /**
+   * RFC 9458 §6.5: every inner request must carry a `date` field within
+   * ±this many ms of `now` (ohttp/server.ts explains why). Default 60 000.
+   */
+  readonly requestDateWindowMs?: number
+  /**
+   * How long a request is remembered against replay. A replay is refused by
+   * its date once 2 × requestDateWindowMs have passed since first sight, so
+   * that (plus 1 ms) is the default and the least that is safe; the cache
+   * then holds at most rate × 2 × window entries.
+   */
   readonly replayWindowMs?: number
   /** Bound on remembered requests; when full of live entries new requests are refused. Default 1,000,000. */
   readonly replayMaxEntries?: number
@@ -90,22 +129,163 @@ function innerErrorOf(e: unknown): InnerError {
     const retryAfter = typeof e.details.retryAfter === 'string' ? e.details.retryAfter : undefined
     return { status: e.status, code: e.code, type: e.type, ...(retryAfter ? { retryAfter } : {}) }
   }
+  if (e instanceof EnclaveError && e.code === 'ENCLAVE_RECEIPT_KEY_DESTROYED') return { status: 500, code: e.code, type: 'server_error' }
   return { status: 500, code: 'ENCLAVE_INTERNAL', type: 'server_error' }
 }
 
-/** The model a JSON request names, or an inner 400. */
-function modelOf(content: Uint8Array): string | InnerError {
+const utf8 = new TextDecoder('utf-8', { fatal: true })
+
+/**
+ * keccak256 of a body fed in chunks, hex — what receipts.ts's
+ * createBodyHasher computes, on keccak.ts's faster permutation: the
+ * response hash is updated once per streamed event.
+ */
+function bodyHasher(): { update(chunk: Uint8Array): ReturnType<typeof bodyHasher>; digest(): `0x${string}` } {
+  const h = createKeccak256()
+  const hasher = {
+    update(chunk: Uint8Array) {
+      h.update(chunk)
+      return hasher
+    },
+    digest: (): `0x${string}` => `0x${Buffer.from(h.digest()).toString('hex')}`,
+  }
+  return hasher
+}
+
+/**
+ * The model a JSON request names and whether it asks for a stream, or an
+ * inner 400. The one parse of the body inside the enclave: the engine is
+ * told `stream` instead of parsing again.
+ */
+function parseRequest(content: Uint8Array): { model: string; stream: boolean } | InnerError {
   let body: unknown
   try {
-    body = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(content))
+    body = JSON.parse(utf8.decode(content))
   } catch {
     return { status: 400, code: 'ENCLAVE_REQUEST_NOT_JSON', type: 'invalid_request_error' }
   }
-  const model = (body as { model?: unknown } | null)?.model
+  const fields = typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as { model?: unknown; stream?: unknown }) : {}
+  const model = fields.model
   if (typeof model !== 'string' || model.length === 0 || model.length > 256) {
     return { status: 400, code: 'ENCLAVE_REQUEST_NO_MODEL', type: 'invalid_request_error' }
   }
-  return model
+  return { model, stream: fields.stream === true }
+}
+
+/** RFC 9458 §6.5, RFC 9457: the problem type of a request refused for its date. */
+export const DATE_PROBLEM_TYPE = 'https://iana.org/assignments/http-problem-types#date'
+/** Default ± window of a request's `date` around the enclave clock (ms). */
+export const DEFAULT_REQUEST_DATE_WINDOW_MS = 60_000
+
+/** A response produced whole: nothing to resume or cancel. */
+const IDLE_CONTROL: PushControl = Object.freeze({ resume() {}, cancel() {} })
+
+/**
+ * An EncapsulatedResponse from its push form: `pipe` as given (once), and
+ * `chunks` as an async iterator over it for consumers that pull.
+ */
+function responseOf(contentType: string, outcome: Promise<HandleOutcome>, start: (sink: EncapsulatedChunkSink) => PushControl): EncapsulatedResponse {
+  let used = false
+  const pipe = (sink: EncapsulatedChunkSink): PushControl => {
+    if (used) throw new TypeError('an encapsulated response is read once, through chunks or pipe')
+    used = true
+    return start(sink)
+  }
+  const chunks: AsyncIterable<Uint8Array> = {
+    [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+      const queue: Uint8Array[] = []
+      let ended = false
+      let failure: unknown
+      let wake: (() => void) | null = null
+      let control: PushControl | null = null
+      const notify = () => {
+        const w = wake
+        wake = null
+        w?.()
+      }
+      const started = (): PushControl =>
+        (control ??= pipe({
+          chunk(bytes) {
+            queue.push(bytes)
+            notify()
+            return queue.length < PULL_QUEUE_CHUNKS
+          },
+          end(error) {
+            ended = true
+            failure = error
+            notify()
+          },
+        }))
+      return {
+        async next(): Promise<IteratorResult<Uint8Array>> {
+          const c = started()
+          for (;;) {
+            const value = queue.shift()
+            if (value !== undefined) {
+              if (queue.length < PULL_QUEUE_CHUNKS / 2) c.resume()
+              return { value, done: false }
+            }
+            if (ended) {
+              if (failure !== undefined) throw failure
+              return { value: undefined, done: true }
+            }
+            await new Promise<void>((resolve) => (wake = resolve))
+          }
+        },
+        async return(): Promise<IteratorResult<Uint8Array>> {
+          // Stopping early, even before the first chunk, cancels the engine request.
+          if (!ended) started().cancel()
+          return { value: undefined, done: true }
+        },
+      }
+    },
+  }
+  return { contentType, chunks, outcome, pipe }
+}
+
+/** Chunks an iterating consumer may have queued before the producer is paused. */
+const PULL_QUEUE_CHUNKS = 32
+
+/** The push form of an engine stream that only offers `body` (an engine other than the HTTP one). */
+function pushFromIterable(body: AsyncIterable<Uint8Array>, sink: EngineEventSink): PushControl {
+  const it = body[Symbol.asyncIterator]()
+  let ended = false
+  let waiting: (() => void) | null = null
+  const end = (error?: unknown) => {
+    if (ended) return
+    ended = true
+    sink.end(error)
+  }
+  void (async () => {
+    try {
+      for (;;) {
+        const r = await it.next()
+        if (ended) return
+        if (r.done) break
+        if (!sink.event(r.value)) {
+          await new Promise<void>((resolve) => (waiting = resolve))
+          if (ended) return
+        }
+      }
+      end()
+    } catch (e) {
+      end(e)
+    }
+  })()
+  const wakeUp = () => {
+    const w = waiting
+    waiting = null
+    w?.()
+  }
+  return {
+    resume: wakeUp,
+    cancel() {
+      if (ended) return
+      end(new EngineError('ENGINE_CANCELLED', 'request cancelled: the consumer stopped reading'))
+      void it.return?.()?.catch(() => {})
+      wakeUp()
+    },
+  }
 }
 
 function b64json(v: unknown): string {
@@ -121,6 +301,7 @@ export async function createEnclave(o: CreateEnclaveOptions): Promise<Enclave> {
     epochLengthMs: o.epochLengthMs,
     graceMs: o.graceMs,
     now,
+    logSink: o.logSink ?? null,
     newOhttpKey: (keyId) => generateOhttpKeyPair(keyId),
   })
   const evidence = createEvidenceSource({
@@ -129,14 +310,17 @@ export async function createEnclave(o: CreateEnclaveOptions): Promise<Enclave> {
     gpu: o.gpu,
     epochs,
     logPublicKey: o.logPublicKey ?? null,
+    logSink: o.logSink ?? null,
   })
+  const dateWindowMs = o.requestDateWindowMs ?? DEFAULT_REQUEST_DATE_WINDOW_MS
   const replay = createReplayCache({
-    windowMs: o.replayWindowMs ?? o.epochLengthMs + o.graceMs,
+    windowMs: o.replayWindowMs ?? 2 * dateWindowMs + 1,
     maxEntries: o.replayMaxEntries ?? 1_000_000,
     now,
   })
   const ohttp = createOhttpServer({
     replay,
+    requestDate: { windowMs: dateWindowMs, now },
     keys: (keyId) => {
       const found = epochs.lookup(keyId)
       if (found.status === 'expired') {
@@ -147,9 +331,22 @@ export async function createEnclave(o: CreateEnclaveOptions): Promise<Enclave> {
   })
   let closed = false
 
-  /** The epoch whose key signs a receipt: the one that decrypted the request while it lives, else the current one. */
+  /**
+   * The epoch whose key signs a receipt: the one that decrypted the request,
+   * whether or not it is still current. Once its grace is over its key is
+   * destroyed, and the request ends with ENCLAVE_RECEIPT_KEY_DESTROYED rather
+   * than a receipt signed by another epoch's key (which would name an epoch
+   * whose key config the client never encrypted to).
+   */
   function signer(epoch: Epoch<OhttpKeyPair>): Epoch<OhttpKeyPair> {
-    return epochs.live().find((e) => e.number === epoch.number) ?? epochs.current()
+    if (epoch.signingKey.destroyed) throw keyDestroyed(epoch)
+    return epoch
+  }
+
+  function keyDestroyed(epoch: Epoch<OhttpKeyPair>): EnclaveError {
+    return new EnclaveError('ENCLAVE_RECEIPT_KEY_DESTROYED', 'the signing key of the epoch that decrypted this request is destroyed', {
+      details: { epoch: epoch.number.toString() },
+    })
   }
 
   async function receiptFor(epoch: Epoch<OhttpKeyPair>, model: string, requestHash: `0x${string}`, responseHash: `0x${string}`) {
@@ -163,7 +360,42 @@ export async function createEnclave(o: CreateEnclaveOptions): Promise<Enclave> {
       model,
       epoch: e.number,
       time: BigInt(Math.floor(now() / 1000)),
+    }).catch((err: unknown) => {
+      // issueReceipt signs after the log append: the key may have gone meanwhile.
+      throw epoch.signingKey.destroyed && !closed ? keyDestroyed(epoch) : err
     })
+  }
+
+  /** A whole (non-streamed) inner response, sealed; its outcome is settled at once. */
+  async function single(
+    req: DecapsulatedRequest,
+    epoch: string,
+    status: number,
+    headers: Record<string, string>,
+    content: Uint8Array,
+    trailers: Record<string, string>,
+    code: string,
+  ): Promise<EncapsulatedResponse> {
+    const sealed = await req.respond.seal(encodeBhttpResponse({ status, headers, content, trailers }))
+    const outcome = Promise.resolve<HandleOutcome>({ code, innerStatus: status, stream: false, epoch })
+    return responseOf(sealed.contentType, outcome, (sink) => {
+      sink.chunk(sealed.body)
+      sink.end()
+      return IDLE_CONTROL
+    })
+  }
+
+  /**
+   * RFC 9458 §6.5: a request refused for its `date` is answered inside the
+   * encryption — 400, the gateway's Date (so the client can correct its
+   * clock and retry), and the `date` problem type (RFC 9457).
+   */
+  function refuseDate(req: DecapsulatedRequest, e: EnclaveError): Promise<EncapsulatedResponse> {
+    const found = epochs.lookup(req.keyId)
+    const epoch = (found.status === 'live' ? found.epoch : epochs.current()).number.toString()
+    const problem = json({ type: DATE_PROBLEM_TYPE, title: 'date field in request outside of acceptable range', status: 400, code: e.code })
+    const headers = { 'content-type': 'application/problem+json', date: formatHttpDate(now()), 'cache-control': 'no-store' }
+    return single(req, epoch, 400, headers, problem, {}, e.code)
   }
 
   async function answer(
@@ -171,36 +403,24 @@ export async function createEnclave(o: CreateEnclaveOptions): Promise<Enclave> {
     epoch: Epoch<OhttpKeyPair>,
     signal: AbortSignal,
   ): Promise<EncapsulatedResponse> {
-    let resolveOutcome!: (o: HandleOutcome) => void
-    const outcome = new Promise<HandleOutcome>((r) => (resolveOutcome = r))
-    const done = (code: string, innerStatus: number, stream: boolean) => resolveOutcome({ code, innerStatus, stream, epoch: epoch.number.toString() })
-
-    const single = async (status: number, headers: Record<string, string>, content: Uint8Array, trailers: Record<string, string>, code: string) => {
-      const sealed = await req.respond.seal(encodeBhttpResponse({ status, headers, content, trailers }))
-      done(code, status, false)
-      return {
-        contentType: sealed.contentType,
-        chunks: (async function* () {
-          yield sealed.body
-        })(),
-        outcome,
-      }
-    }
+    const epochLabel = epoch.number.toString()
     const fail = (e: InnerError) =>
-      single(e.status, { 'content-type': 'application/json', ...(e.retryAfter ? { 'retry-after': e.retryAfter } : {}) }, errorBody(e), {}, e.code)
+      single(req, epochLabel, e.status, { 'content-type': 'application/json', ...(e.retryAfter ? { 'retry-after': e.retryAfter } : {}) }, errorBody(e), {}, e.code)
 
     const { method, path, content } = req.request
     const route = path.split('?')[0]!
     if (method !== 'POST' || !FORWARDED_PATHS.has(route)) {
       return fail({ status: method !== 'POST' && FORWARDED_PATHS.has(route) ? 405 : 404, code: 'ENCLAVE_ROUTE_NOT_FOUND', type: 'invalid_request_error' })
     }
-    const model = modelOf(content)
-    if (typeof model !== 'string') return fail(model)
-    const requestHash = createBodyHasher().update(content).digest()
+    const parsed = parseRequest(content)
+    if ('status' in parsed) return fail(parsed)
+    const { model } = parsed
+    const requestHash = bodyHasher().update(content).digest()
 
     let upstream: Awaited<ReturnType<Engine['request']>>
     try {
-      upstream = await o.engine.request(route, content, { signal })
+      // The body was parsed once here; the engine need not parse it again for `stream`.
+      upstream = await o.engine.request(route, content, { signal, stream: parsed.stream })
     } catch (e) {
       return fail(innerErrorOf(e))
     }
@@ -213,38 +433,82 @@ export async function createEnclave(o: CreateEnclaveOptions): Promise<Enclave> {
         return fail(innerErrorOf(e))
       }
       const body = Buffer.concat(parts)
-      const receipt = await receiptFor(epoch, model, requestHash, createBodyHasher().update(body).digest())
-      return single(upstream.status, { 'content-type': upstream.contentType }, body, { [RECEIPT_TRAILER]: b64json(receipt) }, 'ok')
+      let receipt: Awaited<ReturnType<typeof receiptFor>>
+      try {
+        receipt = await receiptFor(epoch, model, requestHash, bodyHasher().update(body).digest())
+      } catch (e) {
+        return fail(innerErrorOf(e))
+      }
+      return single(req, epochLabel, upstream.status, { 'content-type': upstream.contentType }, body, { [RECEIPT_TRAILER]: b64json(receipt) }, 'ok')
     }
 
     const sealer = await req.respond.chunkedSealer()
-    const hasher = createBodyHasher()
+    const hasher = bodyHasher()
     const stream = upstream
-    async function* chunks(): AsyncGenerator<Uint8Array> {
-      let code = 'ok'
-      try {
-        yield sealer.seal(beginResponse(stream.status, { 'content-type': stream.contentType }))
-        let trailer: Record<string, string>
-        try {
-          for await (const event of stream.body) {
-            if (event.length === 0) continue
-            hasher.update(event)
-            yield sealer.seal(contentChunk(event))
-          }
-          trailer = { [RECEIPT_TRAILER]: b64json(await receiptFor(epoch, model as string, requestHash, hasher.digest())) }
-        } catch (e) {
-          const inner = innerErrorOf(e)
-          code = inner.code
-          if (code === 'ENGINE_CANCELLED') return // the client is gone: nothing to tell it
-          yield sealer.seal(contentChunk(`event: error\ndata: ${JSON.stringify({ error: { type: inner.type, code: inner.code } })}\n\n`))
-          trailer = { [ERROR_TRAILER]: inner.code }
-        }
-        yield sealer.seal(endResponse(trailer), true)
-      } finally {
-        done(code, stream.status, true)
+    let resolveOutcome!: (o: HandleOutcome) => void
+    const outcome = new Promise<HandleOutcome>((r) => (resolveOutcome = r))
+
+    /*
+     * The whole stream is driven by the engine's socket reads: each event is
+     * hashed, sealed and handed to the sink synchronously (no promise per
+     * event); only the receipt at the end is asynchronous.
+     */
+    return responseOf(sealer.contentType, outcome, (sink) => {
+      let ended = false
+      let engineDone = false
+      const finish = (code: string, error?: unknown) => {
+        if (ended) return
+        ended = true
+        resolveOutcome({ code, innerStatus: stream.status, stream: true, epoch: epochLabel })
+        sink.end(error)
       }
-    }
-    return { contentType: sealer.contentType, chunks: chunks(), outcome }
+      const failInside = (e: unknown) => {
+        if (ended) return
+        const inner = innerErrorOf(e)
+        // The client is gone (or the consumer stopped): nothing to tell it, the response is cut.
+        if (inner.code === 'ENGINE_CANCELLED') return finish(inner.code, e)
+        try {
+          sink.chunk(sealer.seal(contentChunk(`event: error\ndata: ${JSON.stringify({ error: { type: inner.type, code: inner.code } })}\n\n`)))
+          sink.chunk(sealer.seal(endResponse({ [ERROR_TRAILER]: inner.code }), true))
+        } catch (x) {
+          return finish(inner.code, x)
+        }
+        finish(inner.code)
+      }
+      const events: EngineEventSink = {
+        event(bytes) {
+          if (ended) return false
+          if (bytes.length === 0) return true
+          hasher.update(bytes)
+          return sink.chunk(sealer.seal(contentChunk(bytes)))
+        },
+        end(error) {
+          engineDone = true
+          if (error !== undefined) return failInside(error)
+          receiptFor(epoch, model, requestHash, hasher.digest()).then(
+            (receipt) => {
+              if (ended) return
+              try {
+                sink.chunk(sealer.seal(endResponse({ [RECEIPT_TRAILER]: b64json(receipt) }), true))
+              } catch (x) {
+                return finish('ENCLAVE_INTERNAL', x)
+              }
+              finish('ok')
+            },
+            failInside,
+          )
+        },
+      }
+      sink.chunk(sealer.seal(beginResponse(stream.status, { 'content-type': stream.contentType })))
+      const control = stream.push ? stream.push(events) : pushFromIterable(stream.body, events)
+      return {
+        resume: () => control.resume(),
+        cancel: () => {
+          if (!engineDone) control.cancel()
+          else finish('ENGINE_CANCELLED', new EngineError('ENGINE_CANCELLED', 'request cancelled: the consumer stopped reading'))
+        },
+      }
+    })
   }
 
   return {
@@ -258,10 +522,24 @@ export async function createEnclave(o: CreateEnclaveOptions): Promise<Enclave> {
       // The manager's timer rotates too; checking here keeps a late timer
       // (a suspended VM) from serving an epoch past its window.
       await epochs.rotateIfDue()
-      const req = await ohttp.decapsulate(encapsulated, contentType)
-      // The epoch whose key decrypted it (it may have retired meanwhile: then the current one signs).
-      const found = epochs.lookup(req.keyId)
-      return answer(req, found.status === 'live' ? found.epoch : epochs.current(), signal)
+      // The epoch whose key will decrypt it: looked up before and after
+      // decapsulation, so that a rotation in between (which could give the
+      // key id to a new epoch) is noticed rather than misattributed.
+      const before = encapsulated.length > 0 ? epochs.lookup(encapsulated[0]!) : null
+      let req: DecapsulatedRequest
+      try {
+        req = await ohttp.decapsulate(encapsulated, contentType)
+      } catch (e) {
+        const refused = requestOfDateError(e)
+        if (refused === undefined) throw e
+        return refuseDate(refused, e as EnclaveError)
+      }
+      const after = epochs.lookup(req.keyId)
+      if (before?.status !== 'live' || after.status !== 'live' || after.epoch !== before.epoch) {
+        throw new EnclaveError('ENCLAVE_OHTTP_EPOCH_EXPIRED', 'the epoch of this key id ended while the request was being decrypted', { details: { keyId: req.keyId } })
+      }
+      // That epoch's key alone signs the receipt (receiptFor), even once the epoch is no longer current.
+      return answer(req, after.epoch, signal)
     },
     async models(options) {
       const list = await o.engine.models(options?.signal ? { signal: options.signal } : {})

@@ -28,6 +28,7 @@ import { inspect } from 'node:util'
 import { ConfigError } from '../attestation/errors.ts'
 import { EnclaveError } from './errors.ts'
 import { createSigningKey, type SigningKey } from './keys.ts'
+import type { AttestationLogSink } from './log/sink.ts'
 
 /**
  * The part of an OHTTP key pair the manager needs: its RFC 9458 §3.1 key
@@ -96,6 +97,12 @@ export interface EpochManagerOptions<K extends OhttpKeyLike = OhttpKeyLike> {
   readonly onError?: (error: unknown) => void
   /** Rotate and destroy on the manager's own timer; default true. Tests with a fake clock call `rotateIfDue()`. */
   readonly autoRotate?: boolean
+  /**
+   * The attestation log (enclave/log/sink.ts): every epoch, the first one
+   * included, is recorded durably before it is offered; a rotation whose
+   * record fails does not happen (the timer retries).
+   */
+  readonly logSink?: Pick<AttestationLogSink, 'epochChange'> | null
 }
 
 export interface EpochManager<K extends OhttpKeyLike = OhttpKeyLike> {
@@ -184,8 +191,20 @@ export async function createEpochManager<K extends OhttpKeyLike>(options: EpochM
     return Object.freeze(epoch)
   }
 
+  const logSink = options.logSink ?? null
+  const logEpoch = async (e: Epoch<K>, previous: { epoch: bigint; liveUntil: number } | null): Promise<void> => {
+    if (logSink === null) return
+    try {
+      await logSink.epochChange({ epoch: e.number, signingAddress: e.signingKey.address, keyConfig: e.ohttpKey.keyConfig, expiresAt: e.expiresAt, previous })
+    } catch (err) {
+      destroyEpoch(e)
+      throw err
+    }
+  }
+
   const startedAt = clock()
   let current: Epoch<K> = await makeEpoch(windowOf(startedAt), startedAt)
+  await logEpoch(current, null)
   let previous: Retired<K> | null = null
   /** Last destroyed epoch per key id, to tell "expired" from "unknown". */
   const expired = new Map<number, bigint>()
@@ -221,6 +240,12 @@ export async function createEpochManager<K extends OhttpKeyLike>(options: EpochM
     const w = windowOf(t)
     const nextNumber = w > current.number ? w : current.number + 1n
     const next = await makeEpoch(nextNumber, t)
+    if (isClosed) {
+      destroyEpoch(next)
+      return false
+    }
+    // Recorded before it is offered; the previous epoch's end of grace is as of now (± the log write).
+    await logEpoch(next, { epoch: current.number, liveUntil: clock() + graceMs })
     if (isClosed) {
       destroyEpoch(next)
       return false

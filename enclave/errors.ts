@@ -18,6 +18,21 @@ export const ENCLAVE_ERROR_CODES = {
     description: 'the replay cache holds its maximum of unexpired entries; new requests are refused rather than old ones forgotten',
   },
   ENCLAVE_BHTTP_MALFORMED: { status: 400, description: 'the decrypted request is not a valid Binary HTTP message (RFC 9292)' },
+  ENCLAVE_OHTTP_DATE_INVALID: {
+    status: 400,
+    description:
+      'the inner request has no `date` field, or not an HTTP-date (RFC 9110 §6.6.1); the enclave answers it inside the encryption: 400 with its own Date (RFC 9458 §6.5)',
+  },
+  ENCLAVE_OHTTP_DATE_OUT_OF_RANGE: {
+    status: 400,
+    description:
+      'the inner request\'s `date` is outside the accepted window around the gateway clock; answered inside the encryption: 400 with the gateway\'s Date so the client can correct (RFC 9458 §6.5)',
+  },
+  ENCLAVE_RECEIPT_KEY_DESTROYED: {
+    status: 500,
+    description:
+      'the signing key of the epoch that decrypted the request was destroyed (its grace ended) before the response finished; the stream ends with this code (error event, cgw-error trailer) instead of a receipt signed by another key',
+  },
   ENCLAVE_EVIDENCE_UNAVAILABLE: { status: 503, description: 'evidence could not be produced (quote, event log or GPU provider failed)' },
   ENCLAVE_EVIDENCE_BUSY: { status: 503, description: 'too many evidence collections are running; try again shortly' },
   ENCLAVE_QUOTE_PROVIDER_UNAVAILABLE: { status: 503, description: 'no TDX quote provider: configfs-tsm is missing or unusable' },

@@ -25,6 +25,7 @@ import { parseQuote } from '../attestation/tdx/abi/quote.ts'
 import { EnclaveError } from './errors.ts'
 import type { GpuEvidenceProvider } from './gpu/provider.ts'
 import type { EvidenceBundle, EventLogProvider, QuoteProvider } from './types.ts'
+import type { AttestationLogSink } from './log/sink.ts'
 import { hex } from '../attestation/bytes/hex.ts'
 
 /** The nonce is a 32-byte value (binding.ts `bytes32 freshness`; SPDM 1.1 GET_MEASUREMENTS nonce). */
@@ -58,6 +59,8 @@ export interface EvidenceSourceOptions {
    * of nonces cannot build an unbounded queue of quote generations. Default 8.
    */
   readonly maxInFlight?: number
+  /** The attestation log (enclave/log/sink.ts): each collected bundle is recorded, durably, before it is returned. */
+  readonly logSink?: Pick<AttestationLogSink, 'evidence'> | null
 }
 
 export interface EvidenceSource {
@@ -78,7 +81,7 @@ function codeOf(e: unknown): string | undefined {
   return typeof c === 'string' ? c : undefined
 }
 
-type Step = 'gpu' | 'binding' | 'quote' | 'event-log'
+type Step = 'gpu' | 'binding' | 'quote' | 'event-log' | 'log'
 
 function unavailable(step: Step, provider: string, e: unknown): EnclaveError {
   return new EnclaveError('ENCLAVE_EVIDENCE_UNAVAILABLE', `evidence unavailable: the ${step} step failed`, {
@@ -116,6 +119,7 @@ function raceAbort<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T
 
 export function createEvidenceSource(options: EvidenceSourceOptions): EvidenceSource {
   const { quotes, eventLog, gpu, epochs, logPublicKey } = options ?? ({} as EvidenceSourceOptions)
+  const logSink = options?.logSink ?? null
   const invalid = (what: string): never => {
     throw new ConfigError('ATTESTATION_OPTIONS_INVALID', `createEvidenceSource: ${what}`)
   }
@@ -174,7 +178,8 @@ export function createEvidenceSource(options: EvidenceSourceOptions): EvidenceSo
     } catch (e) {
       throw unavailable('event-log', 'event-log', e)
     }
-    return deepFreeze({
+    const runtime = eventLog.runtimeEvents?.().map((r) => ({ ...r }))
+    const bundle: EvidenceBundle = deepFreeze({
       version: 1,
       nonce: hex(nonce),
       quote: b64(quote),
@@ -185,7 +190,18 @@ export function createEvidenceSource(options: EvidenceSourceOptions): EvidenceSo
       epoch: epoch.number.toString(),
       logPublicKey: logKey === null ? null : b64(logKey),
       epochExpiresAt: new Date(epoch.expiresAt).toISOString(),
+      // Read after the quote, like the CCEL: a verifier replays it onto the quote's RTMR3.
+      ...(runtime === undefined ? {} : { runtimeEvents: runtime }),
     } satisfies EvidenceBundle)
+    // Logged before it is served: every bundle a verifier ever saw is in the attestation log (fail closed).
+    if (logSink) {
+      try {
+        await logSink.evidence(bundle)
+      } catch (e) {
+        throw unavailable('log', 'attestation-log', e)
+      }
+    }
+    return bundle
   }
 
   return {

@@ -5,12 +5,24 @@
  *
  * The config section, checked strictly (unknown keys are errors):
  *
- *     { "tee": "tdx" | "dev",
+ *     { "tee": "tdx" | "dstack" | "dev",
  *       "engine": { "url": "http://127.0.0.1:8000", "apiKey"?: "...",
- *                   "headersTimeoutMs"?: n, "bodyTimeoutMs"?: n },
+ *                   "headersTimeoutMs"?: n, "bodyTimeoutMs"?: n }
+ *               | { "kind": "llama", "modelPath": "model.gguf", "modelId"?, "gpu"?: "cpu"|"cuda"|"vulkan"|"auto",
+ *                   "gpuLayers"?, "contextSize"?, "maxConcurrency"?, "maxQueue"?, "threads"?,
+ *                   "embeddings"?: bool, "maxTokens"? },   // the embedded engine (engines/llama.ts)
  *       "gpu": "nvml" | "nvattest" | "dev" | "none",
  *       "epochSeconds"?: 3600, "graceSeconds"?: 300,
- *       "devRootsOut"?: "dir" }          // dev only: where to write the dev roots' PEM
+ *       "devRootsOut"?: "dir",           // dev only: where to write the dev roots' PEM
+ *       "release"?: "dir",               // the release directory (release.json); default: beside the running entry
+ *       "gpuReadyState"?: { "policy": <gpu policy section>, "rimsDir"?: "dir", "command"?: "nvidia-smi" } }
+ *
+ * At start the enclave extends RTMR3 with its release hash and config hash
+ * (quote-providers/runtime-measurement.ts): tsm-mr sysfs on "tdx" (refused
+ * when the kernel lacks it), the guest agent's EmitEvent on "dstack" (which
+ * also provides the quotes), in-memory registers on "dev". A real TD with
+ * a GPU must configure `gpuReadyState`: the GPU's ready state is set only
+ * after its evidence verified (gpu/ready-state.ts), and readiness waits for it.
  *
  * "tdx" refuses to start when configfs-tsm is missing (a clear error naming
  * the path), rather than fall back to anything. "dev" makes a fresh dev root
@@ -23,6 +35,7 @@ import { createDevGpu, createDevGpuRootCa, createDevQuoteSigner, createDevRootCa
 import { createEnclave, type CreateEnclaveOptions } from './enclave.ts'
 import { EnclaveError } from './errors.ts'
 import { createHttpEngine } from './engines/http.ts'
+import { createLlamaEngine, llamaEngineOptionsFromConfig } from './engines/llama.ts'
 import { createDevGpuProvider } from './gpu/dev.ts'
 import { createNvattestProvider } from './gpu/nvattest-cli.ts'
 import { createNvmlProvider } from './gpu/nvml.ts'
@@ -31,6 +44,14 @@ import { createCcelEventLogProvider } from './quote-providers/ccel.ts'
 import { createConfigfsTsmQuoteProvider, TSM_REPORT_PATH } from './quote-providers/configfs-tsm.ts'
 import { createDevEventLogProvider, createDevQuoteProvider } from './quote-providers/dev.ts'
 import type { Enclave } from './types.ts'
+import { openGatewayLog, type GatewayLog } from './log/index.ts'
+import { readdir, readFile } from 'node:fs/promises'
+import { parseGpuPolicy } from '../attestation/policy/policy.ts'
+import { createFileEventStore, createMemoryEventStore, createMemoryRtmrs, createTsmMrExtender, type RtmrExtender, type RuntimeEventStore } from './quote-providers/rtmr-extend.ts'
+import { ccelBase, emitGatewayStart, measureGatewayStart, resolveRelease } from './quote-providers/runtime-measurement.ts'
+import { createDstackProviders } from './quote-providers/dstack.ts'
+import { createGpuReadyGate, withGpuReadyGate, type GpuReadyGate } from './gpu/ready-state.ts'
+import { BaseError } from '../attestation/errors.ts'
 
 export { createEnclave, FORWARDED_PATHS, RECEIPT_TRAILER, ERROR_TRAILER, type CreateEnclaveOptions } from './enclave.ts'
 export type * from './types.ts'
@@ -52,27 +73,55 @@ function positive(v: unknown, path: string, dflt: number): number {
 /** Build the enclave described by a config section. */
 export async function createEnclaveFromConfig(section: Readonly<Record<string, unknown>>, _config?: unknown, now: () => Date = () => new Date()): Promise<Enclave> {
   if (typeof section !== 'object' || section === null) bad('enclave', 'expected an object')
-  only(section, ['tee', 'engine', 'gpu', 'epochSeconds', 'graceSeconds', 'devRootsOut'], 'enclave')
+  only(section, ['tee', 'engine', 'gpu', 'epochSeconds', 'graceSeconds', 'devRootsOut', 'release', 'gpuReadyState', 'log'], 'enclave')
+  if (section.release !== undefined && typeof section.release !== 'string') bad('enclave.release', 'the release directory (holding release.json)')
   const tee = section.tee
-  if (tee !== 'tdx' && tee !== 'dev') bad('enclave.tee', 'expected "tdx" or "dev"')
+  if (tee !== 'tdx' && tee !== 'dev' && tee !== 'dstack') bad('enclave.tee', 'expected "tdx", "dstack" or "dev"')
   const e = section.engine as Record<string, unknown> | undefined
-  if (typeof e !== 'object' || e === null) bad('enclave.engine', 'expected { "url": ... }')
-  only(e, ['url', 'apiKey', 'headersTimeoutMs', 'bodyTimeoutMs'], 'enclave.engine')
-  if (typeof e.url !== 'string') bad('enclave.engine.url', 'expected the engine URL (loopback inside the CVM)')
+  if (typeof e !== 'object' || e === null) bad('enclave.engine', 'expected { "url": ... } or { "kind": "llama", "modelPath": ... }')
+  // "kind": "llama" is the embedded engine (engines/llama.ts); otherwise the HTTP engine, as before.
+  const llamaOptions = e.kind === 'llama' ? llamaEngineOptionsFromConfig(e) : null
+  if (llamaOptions === null) {
+    only(e, ['kind', 'url', 'apiKey', 'headersTimeoutMs', 'bodyTimeoutMs'], 'enclave.engine')
+    if (e.kind !== undefined && e.kind !== 'http') bad('enclave.engine.kind', 'expected "http" or "llama"')
+    if (typeof e.url !== 'string') bad('enclave.engine.url', 'expected the engine URL (loopback inside the CVM)')
+  }
   const gpuKind = section.gpu ?? 'none'
   if (!['nvml', 'nvattest', 'dev', 'none'].includes(gpuKind as string)) bad('enclave.gpu', 'expected "nvml", "nvattest", "dev" or "none"')
-  if (tee === 'tdx' && gpuKind === 'dev') bad('enclave.gpu', 'a real TD does not take the development GPU')
+  if (tee !== 'dev' && gpuKind === 'dev') bad('enclave.gpu', 'a real TD does not take the development GPU')
   const epochSeconds = positive(section.epochSeconds, 'enclave.epochSeconds', 3600)
   const graceSeconds = positive(section.graceSeconds, 'enclave.graceSeconds', 300)
   if (graceSeconds > epochSeconds) bad('enclave.graceSeconds', 'must not exceed epochSeconds')
+  // Checked before anything touches the system: a real TD with a GPU must say how the GPU is verified.
+  const readyState = section.gpuReadyState as Record<string, unknown> | undefined
+  if (readyState !== undefined || (tee !== 'dev' && gpuKind !== 'none')) {
+    if (typeof readyState !== 'object' || readyState === null) bad('enclave.gpuReadyState', 'a real TD with a GPU needs { "policy": <gpu policy>, "rimsDir"?: dir } to verify the GPU before setting its ready state')
+    if (gpuKind !== 'nvml' && gpuKind !== 'nvattest') bad('enclave.gpuReadyState', 'only with a real GPU provider ("nvml" or "nvattest")')
+    only(readyState, ['policy', 'rimsDir', 'command'], 'enclave.gpuReadyState')
+    if (readyState.command !== undefined && typeof readyState.command !== 'string') bad('enclave.gpuReadyState.command', 'expected a program path')
+    if (readyState.rimsDir !== undefined && typeof readyState.rimsDir !== 'string') bad('enclave.gpuReadyState.rimsDir', 'expected a directory of RIM XML files')
+    parseGpuPolicy(readyState.policy)
+  }
 
   const at = now()
   let quotes: CreateEnclaveOptions['quotes']
   let eventLog: CreateEnclaveOptions['eventLog']
   const pems: Record<string, string> = {}
-  if (tee === 'tdx') {
+  // Runtime measurement (deploy/README.md "Measurements"): where RTMR3 is extended and its log kept.
+  let extender: RtmrExtender
+  let store: RuntimeEventStore
+  let base: Uint8Array[] | undefined
+  // "dstack": quotes, RTMR3 and the runtime log through dstack's guest agent (quote-providers/dstack.ts).
+  const dstack = tee === 'dstack' ? createDstackProviders() : undefined
+  if (dstack) {
+    quotes = dstack.quotes
+    eventLog = createCcelEventLogProvider()
+    extender = dstack.extender
+    store = createMemoryEventStore()
+  } else if (tee === 'tdx') {
     try {
-      await access(TSM_REPORT_PATH)
+      // TSM_REPORT_PATH is relative to a root prefix: check it under "/", not under the working directory.
+      await access(join('/', TSM_REPORT_PATH))
     } catch (cause) {
       throw new EnclaveError('ENCLAVE_QUOTE_PROVIDER_UNAVAILABLE', `configfs-tsm is not available at ${TSM_REPORT_PATH} (TDX guest with Linux >= 6.7 and configfs mounted required)`, {
         cause,
@@ -81,9 +130,24 @@ export async function createEnclaveFromConfig(section: Readonly<Record<string, u
     }
     quotes = createConfigfsTsmQuoteProvider()
     eventLog = createCcelEventLogProvider()
+    const tsmMr = createTsmMrExtender()
+    try {
+      await tsmMr.probe()
+    } catch (cause) {
+      throw new EnclaveError('ENCLAVE_EVIDENCE_UNAVAILABLE', 'the kernel cannot extend RTMR3 (tsm-mr sysfs, Linux >= 6.16), so no quote could say which release runs', {
+        cause,
+        details: { step: 'runtime-measurement', code: cause instanceof BaseError ? cause.code : undefined },
+      })
+    }
+    extender = tsmMr
+    store = createFileEventStore()
+    base = await ccelBase(eventLog)
   } else {
     const ca = createDevRootCa({ now: at })
-    quotes = createDevQuoteProvider({ signer: createDevQuoteSigner(ca, { fmspc: DEV_FMSPC, now: at }) })
+    const rtmrs = createMemoryRtmrs()
+    extender = rtmrs.extender
+    store = createMemoryEventStore()
+    quotes = createDevQuoteProvider({ signer: createDevQuoteSigner(ca, { fmspc: DEV_FMSPC, now: at }), rtmrs: rtmrs.values })
     eventLog = createDevEventLogProvider()
     pems['dev-tdx-root.pem'] = ca.rootCertificatePem
   }
@@ -103,9 +167,40 @@ export async function createEnclaveFromConfig(section: Readonly<Record<string, u
     for (const [name, pem] of Object.entries(pems)) await writeFile(join(section.devRootsOut, name), pem)
   }
 
-  return createEnclave({
-    engine: createHttpEngine({
-      baseUrl: e.url,
+  let gate: GpuReadyGate | undefined
+  if (readyState !== undefined && gpu !== null) {
+    const rims: string[] = []
+    if (typeof readyState.rimsDir === 'string') {
+      for (const f of (await readdir(readyState.rimsDir)).filter((n) => n.endsWith('.xml')).sort()) rims.push(await readFile(join(readyState.rimsDir, f), 'utf8'))
+    }
+    gate = createGpuReadyGate({ provider: gpu, policy: parseGpuPolicy(readyState.policy), rims, ...(typeof readyState.command === 'string' ? { command: readyState.command } : {}), now })
+  }
+
+  const release = await resolveRelease({ tee: tee === 'dev' ? 'dev' : 'tdx', ...(typeof section.release === 'string' ? { dir: section.release } : {}), entry: process.argv[1] })
+  const firmwareLog = eventLog
+  if (dstack) {
+    await emitGatewayStart({ extender, releaseHash: release.releaseHash, config: _config ?? { enclave: section } })
+    await dstack.refresh().catch((e: unknown) => {
+      throw new EnclaveError('ENCLAVE_EVIDENCE_UNAVAILABLE', 'the dstack agent log could not be read after extending RTMR3', { cause: e, details: { step: 'runtime-measurement', code: e instanceof BaseError ? e.code : undefined } })
+    })
+    eventLog = { read: () => firmwareLog.read(), runtimeEvents: () => dstack.runtimeEvents() }
+  } else {
+    const { measurer } = await measureGatewayStart({ extender, store, base, releaseHash: release.releaseHash, config: _config ?? { enclave: section } })
+    eventLog = { read: () => firmwareLog.read(), runtimeEvents: () => measurer.events() }
+  }
+
+  // The attestation log (enclave/log): `"log": { "dir": "<dataDir>" }`; a fresh log key and log per process.
+  let attestationLog: GatewayLog | null = null
+  if (section.log !== undefined) {
+    const l = section.log as Record<string, unknown>
+    if (typeof l !== 'object' || l === null || typeof l.dir !== 'string') bad('enclave.log', 'expected { "dir": "<data directory of the attestation log>" }')
+    only(l, ['dir'], 'enclave.log')
+    attestationLog = await openGatewayLog({ dataDir: l.dir as string, now: () => now().getTime() })
+  }
+  const enclave = await createEnclave({
+    ...(attestationLog === null ? {} : { receiptLog: attestationLog.receiptLog, logPublicKey: attestationLog.publicKey, logSink: attestationLog.sink }),
+    engine: llamaOptions !== null ? await createLlamaEngine(llamaOptions) : createHttpEngine({
+      baseUrl: e.url as string,
       ...(typeof e.apiKey === 'string' ? { apiKey: e.apiKey } : {}),
       ...(e.headersTimeoutMs !== undefined ? { headersTimeoutMs: positive(e.headersTimeoutMs, 'enclave.engine.headersTimeoutMs', 0) } : {}),
       ...(e.bodyTimeoutMs !== undefined ? { bodyTimeoutMs: positive(e.bodyTimeoutMs, 'enclave.engine.bodyTimeoutMs', 0) } : {}),
@@ -116,4 +211,8 @@ export async function createEnclaveFromConfig(section: Readonly<Record<string, u
     epochLengthMs: epochSeconds * 1000,
     graceMs: graceSeconds * 1000,
   })
+  if (gate === undefined) return enclave
+  // In the background: /healthz answers meanwhile, /readyz stays false until the GPU is verified and ready.
+  gate.run().catch((e: unknown) => process.emitWarning(`GPU ready state not set: ${e instanceof BaseError ? e.code : 'INTERNAL'}`, { code: 'CGW_GPU_NOT_READY' }))
+  return withGpuReadyGate(enclave, gate)
 }

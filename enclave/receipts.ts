@@ -24,7 +24,6 @@
 import { keccak_256 } from '@noble/hashes/sha3.js'
 import {
   getAddress,
-  hashTypedData,
   isAddress,
   keccak256,
   recoverTypedDataAddress,
@@ -35,6 +34,7 @@ import {
 } from 'viem'
 import { ConfigError } from '../attestation/errors.ts'
 import type { SigningKey } from './keys.ts'
+import { encodeEntry } from '../attestation/log/entry.ts'
 
 /** EIP-712 domain name (EIP-712 §"Definition of domainSeparator": `string name`). */
 export const RECEIPT_DOMAIN_NAME = 'ConfidentialGateway'
@@ -296,21 +296,42 @@ export function hashBody(body: Uint8Array): Hex {
   return createBodyHasher().update(body).digest()
 }
 
-/** Where receipts are recorded; the transparency log (C2SP tlog-tiles) will implement it. */
+/**
+ * Where receipts are recorded: the transparency log (enclave/log/writer.ts)
+ * or, in tests, `createMemoryReceiptLog`. The append assigns the index and
+ * then runs `build(index)` at once, so the receipt can be signed over its
+ * own index and the signed entry (attestation/log/entry.ts, type receipt)
+ * is what the log holds; the promise resolves once the entry is durable.
+ */
 export interface ReceiptLog {
-  /** Append one entry (`receiptLogEntry`); resolves to its index, from 0. */
-  append(receiptHash: Hex): Promise<bigint>
+  append(build: (index: bigint) => Uint8Array | Promise<Uint8Array>): Promise<bigint>
 }
 
-/** An in-memory log, until the transparency log exists. Not persistent, so its indices restart with the process. */
-export function createMemoryReceiptLog(): ReceiptLog & { entries(): readonly Hex[] } {
-  const entries: Hex[] = []
+/**
+ * An in-memory receipt log for tests: not persistent (indices restart with
+ * the process) and bounded — it keeps the last `maxEntries` entries
+ * (default 10,000) and counts the rest.
+ */
+export function createMemoryReceiptLog(options: { readonly maxEntries?: number } = {}): ReceiptLog & {
+  entries(): readonly Uint8Array[]
+  readonly size: bigint
+} {
+  const maxEntries = options.maxEntries ?? 10_000
+  if (!Number.isSafeInteger(maxEntries) || maxEntries < 1) invalid('maxEntries must be a positive integer')
+  let kept: Uint8Array[] = []
+  let size = 0n
   return {
-    async append(receiptHash) {
-      entries.push(bytes32(receiptHash, 'receiptHash'))
-      return BigInt(entries.length - 1)
+    async append(build) {
+      const index = size++
+      const entry = await build(index)
+      kept.push(entry)
+      if (kept.length > maxEntries * 2) kept = kept.slice(-maxEntries)
+      return index
     },
-    entries: () => [...entries],
+    entries: () => kept.slice(-maxEntries),
+    get size() {
+      return size
+    },
   }
 }
 
@@ -341,14 +362,31 @@ export interface IssueReceiptParameters {
   readonly time: bigint
 }
 
-/** Append the entry to the log, then sign the receipt with the index it got. */
+/**
+ * Append the receipt to the log: the log assigns the index, the receipt is
+ * signed over it inside the append, and the log entry holds the receipt's
+ * EIP-712 digest and signature (no request or response hash on its own).
+ * Resolves once the entry is durable.
+ */
 export async function issueReceipt(p: IssueReceiptParameters): Promise<ReceiptJson> {
   const domain = p.domain ?? NO_CHAIN_RECEIPT_DOMAIN
-  const entry = receiptLogEntry({ requestHash: p.requestHash, responseHash: p.responseHash, model: p.model, epoch: p.epoch, time: p.time })
-  const logIndex = u64(await p.log.append(entry), 'logIndex')
-  const fields = checkFields({ requestHash: p.requestHash, responseHash: p.responseHash, model: p.model, epoch: p.epoch, time: p.time, logIndex })
-  const signature = await signReceipt(p.signingKey, fields, domain)
-  return receiptToJson(fields, signature, p.signingKey.address, domain)
+  const base = checkFields({ requestHash: p.requestHash, responseHash: p.responseHash, model: p.model, epoch: p.epoch, time: p.time, logIndex: 0n })
+  let issued: ReceiptJson | undefined
+  await p.log.append(async (index) => {
+    const fields = checkFields({ ...base, logIndex: u64(index, 'logIndex') })
+    const digest = receiptDigest(fields, domain)
+    const signature = await p.signingKey.signDigest(digest)
+    issued = receiptToJson(fields, signature, p.signingKey.address, domain)
+    return encodeEntry({
+      type: 'receipt',
+      time: Number(fields.time) * 1000,
+      epoch: fields.epoch,
+      signer: p.signingKey.address,
+      receiptHash: `0x${Buffer.from(digest).toString('hex')}`,
+      signature,
+    })
+  })
+  return issued!
 }
 
 export function receiptToJson(fields: ReceiptFields, signature: Hex, signer: Address, domain: ReceiptDomain = NO_CHAIN_RECEIPT_DOMAIN): ReceiptJson {

@@ -9,6 +9,7 @@
  * metrics and logs, never content. Private keys never leave enclave/.
  */
 import type { GpuEvidenceBundle } from '../attestation/nvidia/evidence.ts'
+import type { RuntimeEvent } from '../attestation/eventlog/runtime-events.ts'
 
 /** Where a TDX quote comes from: configfs-tsm on real hardware, the dev TEE otherwise. */
 export interface QuoteProvider {
@@ -20,6 +21,11 @@ export interface QuoteProvider {
 /** The CCEL event log of this boot (ACPI table + data), when the platform exposes one. */
 export interface EventLogProvider {
   read(): Promise<{ readonly table: Uint8Array; readonly data: Uint8Array } | null>
+  /**
+   * What userspace extended into RTMR2/3 this boot (the kernel's CCEL does
+   * not record it), oldest first; absent where nothing is extended.
+   */
+  runtimeEvents?(): readonly RuntimeEvent[]
 }
 
 /**
@@ -46,6 +52,13 @@ export interface EvidenceBundle {
   readonly logPublicKey: string | null
   /** When the epoch stops being offered to new clients (ISO 8601). */
   readonly epochExpiresAt: string
+  /**
+   * Runtime events extended into RTMR2/3 after boot (the gateway's release and
+   * config hashes, attestation/eventlog/runtime-events.ts), oldest first; a
+   * verifier replays them onto the quote's RTMR3 from the CCEL value or zero.
+   * Absent when the TD extends nothing.
+   */
+  readonly runtimeEvents?: readonly RuntimeEvent[]
 }
 
 /** An OpenAI-compatible inference engine, reached only from inside the enclave. */
@@ -62,9 +75,56 @@ export interface Engine {
   request(
     path: string,
     body: Uint8Array,
-    options: { readonly signal: AbortSignal },
-  ): Promise<{ readonly status: number; readonly contentType: string; readonly stream: boolean; readonly body: AsyncIterable<Uint8Array> }>
+    options: {
+      readonly signal: AbortSignal
+      /** Whether the body asks for a stream (`"stream": true`), when the caller has parsed it already; else the engine parses. */
+      readonly stream?: boolean
+    },
+  ): Promise<{
+    readonly status: number
+    readonly contentType: string
+    readonly stream: boolean
+    readonly body: AsyncIterable<Uint8Array>
+    /**
+     * Optional push form of a streamed `body` (the consumer uses one of the
+     * two, once): each event is handed to `sink.event` synchronously as it
+     * is parsed, with no promise per event. The HTTP engine offers it.
+     */
+    readonly push?: (sink: EngineEventSink) => PushControl
+  }>
   close(): Promise<void>
+}
+
+/** Receives a streamed engine answer event by event (`Engine.request(...).push`). */
+export interface EngineEventSink {
+  /** One SSE event, exactly as `body` would yield it. Return false to pause: no event comes until `resume()`. */
+  event(bytes: Uint8Array): boolean
+  /**
+   * Called once when the stream is over: without an argument after the last
+   * event (`data: [DONE]`), with an `EngineError` when it failed or was
+   * cancelled. Never followed by `event`.
+   */
+  end(error?: unknown): void
+}
+
+/** The producer side of a push stream. */
+export interface PushControl {
+  /** Continue after a sink asked to pause (no effect otherwise). */
+  resume(): void
+  /** Stop: the upstream request is cancelled and `end` is called with a cancellation, unless it already ended. */
+  cancel(): void
+}
+
+/** Receives an encapsulated response chunk by chunk (`EncapsulatedResponse.pipe`). */
+export interface EncapsulatedChunkSink {
+  /** The next ciphertext chunk, to be sent at once. Return false to pause: no chunk comes until `resume()`. */
+  chunk(bytes: Uint8Array): boolean
+  /**
+   * Called once, after the last chunk. Without an argument the response is
+   * complete; with an error it is not (cancelled, or failed after its first
+   * chunk) and must be cut, never ended cleanly. `outcome` is settled first.
+   */
+  end(error?: unknown): void
 }
 
 /** Outcome of one handled request, for the gateway's metrics and logs: codes only, never content. */
@@ -84,6 +144,12 @@ export interface EncapsulatedResponse {
   readonly chunks: AsyncIterable<Uint8Array>
   /** Resolves once the last chunk was produced (or the stream failed / was cancelled). */
   readonly outcome: Promise<HandleOutcome>
+  /**
+   * Optional push form of `chunks` (use one of the two, once): every chunk
+   * is handed to `sink.chunk` the moment it is sealed, synchronously from
+   * the engine's socket read — no promise per chunk. The real enclave offers it.
+   */
+  readonly pipe?: (sink: EncapsulatedChunkSink) => PushControl
 }
 
 /**

@@ -25,6 +25,7 @@ import { healthRoutes, type RegistrationCheck } from './routes/health.ts'
 import { modelsRoute } from './routes/models.ts'
 import { ohttpRoute } from './routes/ohttp.ts'
 import { ohttpKeysRoute } from './routes/ohttp-keys.ts'
+import { logRoutes, type LogRouteOptions } from './routes/log.ts'
 
 export interface BuildServerParameters {
   /** The only way the gateway reaches the enclave. */
@@ -38,6 +39,8 @@ export interface BuildServerParameters {
   readonly now?: () => number
   /** Default: a fresh registry (never prom-client's global one). */
   readonly metrics?: GatewayMetrics
+  /** The attestation log's directory (and data directory of earlier logs), served under /log/ (gateway/routes/log.ts); absent = no log routes. */
+  readonly log?: LogRouteOptions
 }
 
 export type BuildServerReturnType = FastifyInstance
@@ -55,7 +58,7 @@ function sendProblem(error: unknown, request: FastifyRequest, reply: FastifyRepl
 }
 
 /** The gateway as a fastify instance, plugins registered, not listening. */
-export function buildServer({ enclave, config, logger, registrationReady, now = Date.now, metrics = createGatewayMetrics() }: BuildServerParameters): BuildServerReturnType {
+export function buildServer({ enclave, config, logger, registrationReady, now = Date.now, metrics = createGatewayMetrics(), log }: BuildServerParameters): BuildServerReturnType {
   const app = Fastify({
     loggerInstance: logger ?? createGatewayLogger(config.logLevel),
     // fastify's request lines carry the raw URL and error messages; the
@@ -86,5 +89,6 @@ export function buildServer({ enclave, config, logger, registrationReady, now = 
   app.register(attestationRoute, { enclave, now })
   app.register(modelsRoute, { enclave })
   app.register(ohttpRoute, { enclave })
+  if (log) app.register(logRoutes, log)
   return app
 }

@@ -27,6 +27,7 @@ import {
   type ReceiptFields,
 } from '../enclave/receipts.ts'
 import { codeOf, thrown } from './helpers/errors.ts'
+import { decodeEntry } from '../attestation/log/entry.ts'
 
 const enc = new TextEncoder()
 const request = enc.encode('{"model":"tiny","messages":[{"role":"user","content":"hi"}]}')
@@ -130,10 +131,15 @@ t.test('issueReceipt: appends the entry, signs with the index; JSON round trip',
   const r1 = await issueReceipt({ ...base, time: 1_700_000_001n })
   t.equal(r0.message.logIndex, '0')
   t.equal(r1.message.logIndex, '1')
-  t.same(log.entries(), [
-    receiptLogEntry({ requestHash: fields.requestHash, responseHash: fields.responseHash, model: 'tiny', epoch: 5n, time: 1_700_000_000n }),
-    receiptLogEntry({ requestHash: fields.requestHash, responseHash: fields.responseHash, model: 'tiny', epoch: 5n, time: 1_700_000_001n }),
-  ])
+  // The log holds each receipt's EIP-712 digest and signature (attestation/log/entry.ts), never the body hashes alone.
+  t.same(
+    log.entries().map((e) => decodeEntry(e)),
+    [r0, r1].map((r) => {
+      const b = receiptFromJson(r)
+      return { type: 'receipt', time: Number(b.fields.time) * 1000, epoch: 5n, signer: key.address.toLowerCase(), receiptHash: hashReceipt(b.fields, b.domain), signature: r.signature }
+    }),
+  )
+  t.ok(receiptLogEntry({ requestHash: fields.requestHash, responseHash: fields.responseHash, model: 'tiny', epoch: 5n, time: 1_700_000_000n }))
   const wire = JSON.parse(JSON.stringify(r1))
   const back = receiptFromJson(wire)
   t.equal(back.signer, key.address)

@@ -16,7 +16,7 @@ import { verifyEvidenceBinding } from '../enclave/evidence.ts'
 import { createDevEventLogProvider, createDevQuoteProvider } from '../enclave/quote-providers/dev.ts'
 import { receiptFromJson, verifyReceipt } from '../enclave/receipts.ts'
 import { codeOf } from './helpers/errors.ts'
-import { startEngineServer, type EngineServer } from './helpers/engine-server.ts'
+import { startEngineServer } from './helpers/engine-server.ts'
 import { encapsulate, ohttpRequest, requestBody, text, type Transport } from './helpers/ohttp-client.ts'
 
 const NOW = new Date('2026-11-01T00:00:00Z')
@@ -174,9 +174,9 @@ t.test('epochs: a key past its grace is refused with a distinct code', async (t)
   let clock = NOW.getTime()
   const { enclave, transport } = await setup(t, { epochLengthMs: 60_000, graceMs: 10_000, now: () => clock })
   const old = enclave.keyConfigs()
-  const req = await encapsulate(old, '/v1/chat/completions', chat())
+  const req = await encapsulate(old, '/v1/chat/completions', chat(), 'POST', { date: new Date(clock) })
   clock += 65_000 // next epoch, old one in grace
-  const inGrace = await ohttpRequest(old, transport, '/v1/chat/completions', chat())
+  const inGrace = await ohttpRequest(old, transport, '/v1/chat/completions', chat(), { date: new Date(clock) })
   t.equal(inGrace.status, 200, 'the previous epoch still decrypts during its grace')
   clock += 60_000
   t.equal(await rejection(enclave.handle(req.body, req.contentType, { signal: new AbortController().signal })), 'ENCLAVE_OHTTP_EPOCH_EXPIRED')
@@ -193,4 +193,73 @@ t.test('evidence: a dev quote binding the key config, signing address and no GPU
   verifyQuote(new Uint8Array(Buffer.from(bundle.quote, 'base64')), collateral, { now: new Date(NOW.getTime() + 3_600_000), trustedRoot: root })
   verifyEvidenceBinding(bundle, { expectedNonce: nonce })
   t.pass('quote genuine, binding holds')
+})
+
+t.test('receipts after a rotation: signed by the epoch that decrypted, or a typed error once its key is gone', async (t) => {
+  let clock = NOW.getTime()
+  const { enclave, transport, server } = await setup(t, { epochLengthMs: 60_000, graceMs: 10_000, now: () => clock })
+  const old = enclave.keyConfigs()
+  const oldEpoch = enclave.status().epoch
+  const oldSigner = enclave.status().signingAddress
+  clock += 65_000 // the next epoch is current; the old one decrypts until its grace ends
+  await enclave.handle(new Uint8Array(0), 'message/ohttp-req', { signal: new AbortController().signal }).catch(() => {}) // rotates
+  t.not(enclave.status().epoch, oldEpoch, 'rotated')
+
+  // Finishes inside the grace: the old epoch's key signs, and the receipt names the old epoch.
+  const inGrace = await ohttpRequest(old, transport, '/v1/chat/completions', chat({ stream: true }), { date: new Date(clock) })
+  const { fields, signature, domain } = receiptFromJson(inGrace.receipt!)
+  t.equal(fields.epoch.toString(), oldEpoch, 'the receipt names the epoch that decrypted the request')
+  t.equal(inGrace.receipt!.signer, oldSigner)
+  t.ok(await verifyReceipt(fields, signature, oldSigner, domain), 'signed by that epoch\'s key')
+
+  // Started in the grace, finished after it: no receipt signed by another key, a typed error instead.
+  server.knobs.stallAfter = 2
+  const late = ohttpRequest(old, transport, '/v1/chat/completions', chat({ stream: true }), { date: new Date(clock) })
+  const started = server.stats.log.length
+  await server.until((s) => s.log.length > started && s.log.at(-1)!.eventsSent >= 2)
+  clock += 10_000
+  enclave.keyConfigs() // a look at the live epochs destroys the old one, as the manager's timer would
+  server.knobs.stallAfter = null
+  server.release()
+  const r = await late
+  t.equal(r.status, 200)
+  t.notOk(r.receipt, 'no receipt')
+  t.equal(r.trailers['cgw-error'], 'ENCLAVE_RECEIPT_KEY_DESTROYED')
+  t.match(text(r.events.at(-1)!), /^event: error\ndata: .*ENCLAVE_RECEIPT_KEY_DESTROYED/)
+  const current = await ohttpRequest(enclave.keyConfigs(), transport, '/v1/chat/completions', chat({ stream: true }), { date: new Date(clock) })
+  t.equal(current.receipt?.signer, enclave.status().signingAddress, 'the current epoch still serves and signs')
+})
+
+t.test('the inner date (RFC 9458 §6.5): required, within the window, answered inside the encryption', async (t) => {
+  let clock = Date.now()
+  const { enclave, transport } = await setup(t, { now: () => clock })
+  const problem = (r: { events: Uint8Array[] }) => JSON.parse(text(Buffer.concat(r.events)))
+  const header = (r: { headers: readonly (readonly [string, string])[] }, name: string) => r.headers.find(([k]) => k === name)?.[1]
+
+  const missing = await ohttpRequest(enclave.keyConfigs(), transport, '/v1/chat/completions', chat(), { date: null })
+  t.equal(missing.status, 400)
+  t.equal(problem(missing).code, 'ENCLAVE_OHTTP_DATE_INVALID')
+  t.equal(problem(missing).type, 'https://iana.org/assignments/http-problem-types#date')
+  t.equal(header(missing, 'date'), new Date(clock).toUTCString(), 'the gateway\'s Date, so the client can correct')
+  t.notOk(missing.receipt)
+
+  const garbled = await ohttpRequest(enclave.keyConfigs(), transport, '/v1/chat/completions', chat(), { date: 'yesterday' })
+  t.equal(problem(garbled).code, 'ENCLAVE_OHTTP_DATE_INVALID')
+  const stale = await ohttpRequest(enclave.keyConfigs(), transport, '/v1/chat/completions', chat(), { date: new Date(clock - 61_000) })
+  t.same([stale.status, problem(stale).code], [400, 'ENCLAVE_OHTTP_DATE_OUT_OF_RANGE'])
+  const future = await ohttpRequest(enclave.keyConfigs(), transport, '/v1/chat/completions', chat(), { date: new Date(clock + 61_000) })
+  t.equal(problem(future).code, 'ENCLAVE_OHTTP_DATE_OUT_OF_RANGE')
+  const skewed = await ohttpRequest(enclave.keyConfigs(), transport, '/v1/chat/completions', chat(), { date: new Date(clock - 59_000) })
+  t.equal(skewed.status, 200, 'inside the window')
+
+  // A refused request takes no replay entry; a fresh one is remembered until its date can no longer pass.
+  const ac = new AbortController()
+  const handle = (b: Uint8Array, ct: string) => enclave.handle(b, ct, { signal: ac.signal })
+  const req = await encapsulate(enclave.keyConfigs(), '/v1/chat/completions', chat(), 'POST', { date: new Date(clock + 60_000) })
+  await handle(req.body, req.contentType)
+  clock += 119_000
+  t.equal(await rejection(handle(req.body, req.contentType)), 'ENCLAVE_OHTTP_REPLAYED', 'within 2 windows of first sight: the cache refuses it')
+  clock += 2_000
+  const late = await handle(req.body, req.contentType)
+  t.equal((await late.outcome).code, 'ENCLAVE_OHTTP_DATE_OUT_OF_RANGE', 'after that, its date refuses it: the cache need not remember it')
 })

@@ -512,6 +512,123 @@ t.test('a slow consumer of a large burst loses nothing (the socket is paused, an
   t.equal(n, 4000 + 2)
 })
 
+/** Read a stream through `push`: every event, and how it ended. */
+function pushed(res: Awaited<ReturnType<Engine['request']>>, onEvent?: (n: number) => boolean) {
+  const events: string[] = []
+  let control!: ReturnType<NonNullable<typeof res.push>>
+  const ended = new Promise<EngineError | undefined>((resolve) => {
+    control = res.push!({
+      event(bytes) {
+        events.push(decoder.decode(bytes))
+        return onEvent ? onEvent(events.length) : true
+      },
+      end: (e) => resolve(e as EngineError | undefined),
+    })
+  })
+  return { events, ended, control }
+}
+
+t.test('push: the same events as the iterator, each handed over synchronously as parsed', async (t) => {
+  const { engine } = await setup(t, { fragmentBytes: 7, comments: true, lineEnding: '\r\n' })
+  const a = await engine.request('/v1/chat/completions', chat(true, { max_tokens: 9 }), { signal: new AbortController().signal })
+  const viaIterator = await collect(a.body)
+  const b = await engine.request('/v1/chat/completions', chat(true, { max_tokens: 9 }), { signal: new AbortController().signal })
+  const p = pushed(b)
+  t.equal(await p.ended, undefined, 'ended after [DONE]')
+  const sameId = (events: string[]) => events.map((e) => e.replace(/"chatcmpl-\d+"/, '"chatcmpl-N"'))
+  t.same(sameId(p.events), sameId(viaIterator))
+  t.throws(() => b.push!({ event: () => true, end: () => {} }), 'a stream is read once')
+  const c = await engine.request('/v1/chat/completions', chat(true), { signal: new AbortController().signal })
+  for await (const _ of c.body) break
+  t.throws(() => c.push!({ event: () => true, end: () => {} }), 'not through both')
+  const plain = await engine.request('/v1/chat/completions', chat(false), { signal: new AbortController().signal })
+  t.equal(plain.push, undefined, 'only streams are pushed')
+})
+
+t.test('push: a paused sink gets nothing until resume(), and loses nothing', async (t) => {
+  const { engine } = await setup(t, { coalesce: true }, { bodyTimeoutMs: 100 })
+  const res = await engine.request('/v1/chat/completions', chat(true, { max_tokens: 4000 }), { signal: new AbortController().signal })
+  let paused = false
+  const p = pushed(res, (n) => {
+    t.notOk(paused, 'no event while paused')
+    if (n % 1000 === 0) {
+      paused = true
+      // Far longer than bodyTimeoutMs: the socket is paused, and a paused socket does not time out.
+      setTimeout(() => {
+        paused = false
+        p.control.resume()
+      }, n === 1000 ? 300 : 1)
+      return false
+    }
+    return true
+  })
+  t.equal(await p.ended, undefined)
+  t.equal(p.events.length, 4000 + 2)
+})
+
+t.test('push: failures end the sink with their codes; cancel() and abort stop the engine', async (t) => {
+  {
+    const { engine } = await setup(t, { closeAfter: 3 })
+    const p = pushed(await engine.request('/v1/chat/completions', chat(true), { signal: new AbortController().signal }))
+    const e = await p.ended
+    t.same([p.events.length, e?.code], [3, 'ENGINE_STREAM_INTERRUPTED'])
+  }
+  {
+    const { engine } = await setup(t, { stallAfter: 2 }, { bodyTimeoutMs: 100 })
+    const p = pushed(await engine.request('/v1/chat/completions', chat(true), { signal: new AbortController().signal }))
+    const e = await p.ended
+    t.same([p.events.length, e?.code, e?.details.events], [2, 'ENGINE_TIMEOUT', 2])
+  }
+  {
+    const { engine } = await setup(t, { garbage: 'sse-data' })
+    const p = pushed(await engine.request('/v1/chat/completions', chat(true), { signal: new AbortController().signal }))
+    t.equal((await p.ended)?.code, 'ENGINE_BAD_RESPONSE')
+  }
+  {
+    const { server, engine } = await setup(t, { stallAfter: 2 })
+    const ac = new AbortController()
+    const p = pushed(await engine.request('/v1/chat/completions', chat(true), { signal: ac.signal }), (n) => {
+      if (n === 2) queueMicrotask(() => ac.abort())
+      return true
+    })
+    t.equal((await p.ended)?.code, 'ENGINE_CANCELLED', 'abort')
+    await server.until((s) => s.aborted === 1)
+  }
+  {
+    const { server, engine } = await setup(t, { stallAfter: 1 })
+    const p = pushed(await engine.request('/v1/chat/completions', chat(true), { signal: new AbortController().signal }), () => {
+      queueMicrotask(() => p.control.cancel())
+      return true
+    })
+    t.equal((await p.ended)?.code, 'ENGINE_CANCELLED', 'cancel()')
+    await server.until((s) => s.aborted === 1)
+    p.control.cancel()
+    t.pass('cancel() after the end is harmless')
+  }
+  {
+    // A sink that throws is a bug on our side: the engine is stopped and the sink told once.
+    const { server, engine } = await setup(t, { stallAfter: 3 })
+    const res = await engine.request('/v1/chat/completions', chat(true), { signal: new AbortController().signal })
+    const ends: unknown[] = []
+    res.push!({
+      event() {
+        throw new Error('sink bug')
+      },
+      end: (e) => ends.push(e),
+    })
+    await server.until((s) => s.aborted === 1)
+    t.same(ends.map((e) => (e as EngineError).code), ['ENGINE_BAD_RESPONSE'])
+  }
+})
+
+t.test('the caller may say whether the body asks for a stream (parsed once, by the enclave)', async (t) => {
+  const { server, engine } = await setup(t)
+  const res = await engine.request('/v1/chat/completions', chat(true), { signal: new AbortController().signal, stream: true })
+  t.equal(res.stream, true)
+  await collect(res.body)
+  t.equal(server.stats.log[0]!.stream, true)
+})
+
 t.test('an already aborted signal never reaches the engine', async (t) => {
   const { server, engine } = await setup(t)
   const ac = new AbortController()

@@ -66,6 +66,9 @@ const chat = (content: string, extra: Record<string, unknown> = {}) => ({ model:
 
 t.test('streamed completion through the gateway: events as they come, receipt verifies', async (t) => {
   const { engine, enclave, port, transport } = await stack(t)
+  // One request first: the first through a fresh process compiles its code
+  // paths, which on a loaded machine can take longer than a token.
+  await ohttpRequest(await keyConfigs(port), transport, '/v1/chat/completions', chat('warm up', { stream: true }))
   engine.knobs.tokenDelayMs = 20
   const body = chat('hello gateway', { stream: true })
   const res = await ohttpRequest(await keyConfigs(port), transport, '/v1/chat/completions', body)
@@ -122,6 +125,17 @@ t.test('bad input at the edge: problem+json codes, and the server keeps serving'
   const health = await request(`http://127.0.0.1:${port}/healthz`)
   t.equal(health.statusCode, 200, 'still serving')
   await health.body.dump()
+})
+
+t.test('a stream that fails inside the enclave ends with its code, and the gateway records that code', async (t) => {
+  const { engine, app, port, transport } = await stack(t)
+  engine.knobs.stallAfter = 2
+  const res = await ohttpRequest(await keyConfigs(port), transport, '/v1/chat/completions', chat('stall', { stream: true }))
+  engine.release()
+  t.equal(res.trailers['cgw-error'], 'ENGINE_TIMEOUT', 'the client is told, inside the encryption')
+  t.equal(res.events.length, 3, 'the events that came, then the error event')
+  const metrics = (await app.inject({ url: '/metrics' })).body
+  t.match(metrics, 'cgw_gateway_requests_total{route="/v1/ohttp",status_class="2xx",outcome="ENGINE_TIMEOUT"} 1', 'recorded before the response closed')
 })
 
 t.test('client disconnect mid-stream cancels the engine request', async (t) => {

@@ -21,7 +21,7 @@ import {
   problemFor,
 } from '../gateway/errors.ts'
 import { startGateway } from '../gateway/main.ts'
-import { createTokenBucketLimiter, clientKeyResolver } from '../gateway/plugins/limits.ts'
+import { createTokenBucketLimiter, clientKeyResolver, rateLimitKeyOf } from '../gateway/plugins/limits.ts'
 import {
   FAKE_KEY_CONFIGS,
   MARK,
@@ -340,6 +340,23 @@ t.test('per-client rate limits', async (t) => {
     t.throws(() => createTokenBucketLimiter({ requestsPerSecond: 0, burst: 1 }))
     const key = clientKeyResolver(null)
     t.equal(key({ socket: { remoteAddress: '::ffff:192.0.2.1' } } as never), 'a:192.0.2.1', 'IPv4-mapped addresses are one client')
+  })
+
+  t.test('IPv6 clients are rate limited by /64', async (t) => {
+    t.equal(rateLimitKeyOf('2001:db8:1:2:aaaa::1'), '2001:db8:1:2::/64')
+    t.equal(rateLimitKeyOf('2001:0db8:0001:0002:ffff:ffff:ffff:ffff'), '2001:db8:1:2::/64', 'every address of the /64 is one client')
+    t.equal(rateLimitKeyOf('2001:db8::1'), '2001:db8:0:0::/64', 'compressed zeros')
+    t.equal(rateLimitKeyOf('::1'), '0:0:0:0::/64')
+    t.equal(rateLimitKeyOf('fe80::1%eth0'), 'fe80:0:0:0::/64', 'zone id dropped')
+    t.equal(rateLimitKeyOf('64:ff9b::192.0.2.1'), '64:ff9b:0:0::/64', 'embedded IPv4')
+    t.equal(rateLimitKeyOf('192.0.2.1'), '192.0.2.1', 'IPv4 stays whole')
+    for (const bad of ['1::2::3', '1:2:3:4:5:6:7:8:9', 'g::1', 'not an address', '1:2:3:4:5:6:7']) t.equal(rateLimitKeyOf(bad), bad, `${bad}: kept as is`)
+
+    const { app } = testGateway(t, { config: { limits: { rate: { requestsPerSecond: 1, burst: 1 } } } })
+    const from = (remoteAddress: string) => app.inject({ url: '/v1/models', remoteAddress })
+    t.equal((await from('2001:db8:1:2::a')).statusCode, 200)
+    t.equal((await from('2001:db8:1:2::b')).statusCode, 429, 'another address of the same /64 shares the bucket')
+    t.equal((await from('2001:db8:1:3::a')).statusCode, 200, 'the next /64 is another client')
   })
 })
 

@@ -40,11 +40,14 @@ import {
   encodeKeyConfig,
   encodeKeyConfigs,
   endResponse,
+  formatHttpDate,
   generateOhttpKeyPair,
   KDF_HKDF_SHA256,
   KEM_X25519_HKDF_SHA256,
   parseKeyConfig,
+  parseHttpDate,
   parseKeyConfigs,
+  requestOfDateError,
   type BhttpLimits,
   type BhttpResponseEvent,
   type OhttpKeyPair,
@@ -292,6 +295,29 @@ t.test('round trip: streamed answer, one Binary HTTP chunk per OHTTP chunk', asy
       'each SSE event arrives as its own content event',
     )
     t.same(decoded.at(-1), { type: 'trailers', trailers: [['x-receipt', 'sig-0xabc']] })
+
+    // The push form gives the same pieces, with no promise but the one that derives the keys.
+    for (const cuts of [[1, 5, 31, 32, 33, 100, 101, 700], [], Array.from({ length: body.length }, (_, i) => i)]) {
+      const reader = request.chunkedResponseOpener()
+      const got: Uint8Array[] = []
+      let promises = 0
+      for (const f of fragment(body, cuts)) {
+        const out = reader.push(f)
+        if (out instanceof Promise) promises++
+        got.push(...(await out))
+      }
+      got.push(...reader.end())
+      t.same(got, pieces, `push form, ${cuts.length} cuts`)
+      t.equal(promises, 1, 'one promise: the key derivation')
+    }
+    const tampered = body.slice()
+    tampered[tampered.length - 1]! ^= 1
+    const reader = request.chunkedResponseOpener()
+    await reader.push(tampered)
+    t.equal(syncCode(() => reader.end()), 'OHTTP_RESPONSE_INVALID', 'a tampered final chunk')
+    const cut = request.chunkedResponseOpener()
+    await cut.push(body.subarray(0, 200))
+    t.equal(syncCode(() => cut.end()), 'OHTTP_RESPONSE_TRUNCATED')
   }
 })
 
@@ -449,6 +475,58 @@ t.test('replay protection (RFC 9458 §6.5)', async (t) => {
   const junk = await encapsulateRequest(pair.keyConfig, enc('not binary http'))
   t.equal(await rejection(s2.decapsulate(junk.body, junk.contentType)), 'ENCLAVE_BHTTP_MALFORMED')
   t.equal(await rejection(s2.decapsulate(junk.body, junk.contentType)), 'ENCLAVE_OHTTP_REPLAYED')
+})
+
+t.test('the inner date (RFC 9458 §6.5): checked before the replay cache, refusals stay answerable', async (t) => {
+  const clock = { now: Date.UTC(2026, 10, 1, 12, 0, 0) }
+  const replay = createReplayCache({ windowMs: 2 * 30_000 + 1, maxEntries: 100, now: () => clock.now })
+  const server = createOhttpServer({ keys: (id) => (id === KEY_ID ? pair : undefined), replay, requestDate: { windowMs: 30_000, now: () => clock.now } })
+  const dated = (date: string | null) =>
+    encapsulateRequest(
+      pair.keyConfig,
+      encodeBhttpRequest({ method: 'POST', scheme: 'https', authority: 'g', path: '/canary-path', headers: date === null ? {} : { date }, content: '{"x":"CANARY-7"}' }),
+    )
+  const at = (ms: number) => new Date(ms).toUTCString()
+
+  const fresh = await dated(at(clock.now - 30_000))
+  t.equal((await server.decapsulate(fresh.body, fresh.contentType)).request.method, 'POST', 'at the edge of the window')
+  t.equal(replay.size, 1)
+  for (const [date, code] of [
+    [null, 'ENCLAVE_OHTTP_DATE_INVALID'],
+    ['tomorrow', 'ENCLAVE_OHTTP_DATE_INVALID'],
+    [at(clock.now - 31_000), 'ENCLAVE_OHTTP_DATE_OUT_OF_RANGE'],
+    [at(clock.now + 31_000), 'ENCLAVE_OHTTP_DATE_OUT_OF_RANGE'],
+  ] as const) {
+    const req = await dated(date)
+    let caught: unknown
+    await server.decapsulate(req.body, req.contentType).catch((e: unknown) => (caught = e))
+    t.equal(codeOf(caught), code, String(date))
+    const refused = requestOfDateError(caught)
+    t.ok(refused, 'the refused request can still be answered inside the encryption')
+    t.equal((await refused!.respond.seal(encodeBhttpResponse({ status: 400 }))).contentType, 'message/ohttp-res')
+    t.notMatch(`${JSON.stringify(caught)} ${inspect(caught)}`, /CANARY|canary-path|tomorrow|GMT/, 'the error itself carries no part of the request')
+  }
+  t.equal(replay.size, 1, 'refused requests take no replay entry')
+  t.equal(requestOfDateError(new EnclaveError('ENCLAVE_OHTTP_DATE_INVALID', 'x')), undefined)
+
+  // Two dates in one request are not one date.
+  const twice = await encapsulateRequest(
+    pair.keyConfig,
+    encodeBhttpRequest({ method: 'GET', scheme: 'https', authority: 'g', path: '/', headers: [['date', at(clock.now)], ['date', at(clock.now)]] }),
+  )
+  t.equal(await rejection(server.decapsulate(twice.body, twice.contentType)), 'ENCLAVE_OHTTP_DATE_INVALID')
+  t.throws(() => createOhttpServer({ keys: () => pair, replay, requestDate: { windowMs: 0, now: () => 0 } }))
+})
+
+t.test('HTTP-date: the three formats of RFC 9110 §5.6.7, nothing else', async (t) => {
+  const ms = Date.UTC(1994, 10, 6, 8, 49, 37)
+  t.equal(parseHttpDate('Sun, 06 Nov 1994 08:49:37 GMT'), ms, 'IMF-fixdate')
+  t.equal(parseHttpDate('Sunday, 06-Nov-94 08:49:37 GMT', Date.UTC(2026, 0, 1)), ms, 'RFC 850')
+  t.equal(parseHttpDate('Sun Nov  6 08:49:37 1994'), ms, 'asctime')
+  t.equal(parseHttpDate(formatHttpDate(ms)), ms)
+  for (const bad of ['Mon, 06 Nov 1994 08:49:37 GMT', 'Sun, 31 Nov 1994 08:49:37 GMT', 'Sun, 06 Nov 1994 24:00:00 GMT', 'Sun, 06 Nov 1994 08:49:37 UTC', '1994-11-06T08:49:37Z', '', 'x'.repeat(100)]) {
+    t.equal(parseHttpDate(bad), undefined, bad)
+  }
 })
 
 t.test('replay cache: clock, options', async (t) => {

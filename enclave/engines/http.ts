@@ -21,9 +21,15 @@
  * and after [DONE] the iterator returns at once while the handler quietly
  * reads the chunked terminator, so the connection goes back to the pool
  * instead of being destroyed.
+ *
+ * A stream is offered twice, for the consumer to pick one: `body`, an async
+ * iterator, and `push(sink)`, which parses each socket read on the spot and
+ * hands its events to the sink synchronously. Push is what the enclave uses:
+ * an iterator costs several promises and microtask hops per event, which at
+ * one event per token was a measurable share of the gateway's CPU.
  */
 import { Pool, type Dispatcher } from 'undici'
-import type { Engine } from '../types.ts'
+import type { Engine, EngineEventSink, PushControl } from '../types.ts'
 import { EngineError, type EngineErrorCode } from './errors.ts'
 import { SseParser } from './sse.ts'
 
@@ -144,11 +150,11 @@ export function createHttpEngine(options: HttpEngineOptions): Engine {
       return data as { id: string; [k: string]: unknown }[]
     },
 
-    async request(path, body, { signal }) {
+    async request(path, body, { signal, stream: asksStream }) {
       if (!(ENGINE_PATHS as readonly string[]).includes(path)) {
         throw new EngineError('ENGINE_BAD_REQUEST', `path is not one of ${ENGINE_PATHS.join(', ')}`, { details: { reason: 'path' } })
       }
-      const stream = path !== '/v1/embeddings' && wantsStream(body)
+      const stream = path !== '/v1/embeddings' && (asksStream ?? wantsStream(body))
       if (signal.aborted) throw cancelled('before the request was sent')
       const exchange = new Exchange(stream ? 'sse' : 'json', limits, signal, 'request')
       dispatch(exchange, { path: prefix + path, method: 'POST', headers: stream ? sseHeaders : jsonHeaders, body })
@@ -158,6 +164,7 @@ export function createHttpEngine(options: HttpEngineOptions): Engine {
         contentType: answer.contentType,
         stream,
         body: stream ? exchange.events() : once(answer.bytes),
+        ...(stream ? { push: (sink: EngineEventSink) => exchange.push(sink) } : {}),
       }
     },
 
@@ -227,6 +234,15 @@ class Exchange implements Dispatcher.DispatchHandler {
   #failure: EngineError | null = null
   #wake: (() => void) | null = null
   readonly #onAbort = (): void => this.cancel(cancelled('the client went away'))
+  // Push mode (push()): the sink, its parser, and where the pump stands.
+  #sink: EngineEventSink | null = null
+  #parser: SseParser | null = null
+  /** The parser holds a fed chunk whose events are not all taken yet. */
+  #loaded = false
+  #sinkPaused = false
+  #pumping = false
+  #sinkEnded = false
+  #consumed = false
 
   constructor(mode: 'sse' | 'json', limits: Limits, signal: AbortSignal | undefined, op: 'request' | 'models') {
     this.#mode = mode
@@ -422,6 +438,8 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   /** The SSE events of a streamed answer, each yielded as soon as it is complete. */
   async *events(): AsyncGenerator<Uint8Array, void, undefined> {
+    if (this.#consumed) throw new EngineError('ENGINE_OPTIONS_INVALID', 'a stream is read once, through body or push')
+    this.#consumed = true
     const parser = new SseParser({ maxEventBytes: this.#limits.maxResponseBytes })
     let finished = false
     try {
@@ -459,6 +477,88 @@ class Exchange implements Dispatcher.DispatchHandler {
     }
   }
 
+  /**
+   * Push mode: hand every event to `sink` as soon as it is parsed, from
+   * within the socket read that completed it (see the module header). Same
+   * outcomes as events(): the events up to [DONE] then `end()`, or `end(e)`
+   * with the same codes; a sink that returns false pauses the socket once
+   * HIGH_WATER bytes are queued.
+   */
+  push(sink: EngineEventSink): PushControl {
+    if (this.#consumed) throw new EngineError('ENGINE_OPTIONS_INVALID', 'a stream is read once, through body or push')
+    this.#consumed = true
+    this.#sink = sink
+    this.#parser = new SseParser({ maxEventBytes: this.#limits.maxResponseBytes })
+    this.#pump()
+    return {
+      resume: () => {
+        if (!this.#sinkPaused) return
+        this.#sinkPaused = false
+        this.#pump()
+      },
+      cancel: () => {
+        if (!this.#sinkEnded) this.cancel(cancelled('the consumer stopped reading'))
+      },
+    }
+  }
+
+  /** Push mode: deliver what is queued, until the queue is empty, the sink pauses, or the stream ends. */
+  #pump(): void {
+    // Re-entry (the sink cancelling or resuming from inside event()) is picked up by the running loop.
+    if (this.#pumping || this.#sinkEnded) return
+    this.#pumping = true
+    const sink = this.#sink!
+    const parser = this.#parser!
+    try {
+      while (!this.#sinkPaused) {
+        if (this.#failure !== null && this.#failure.code === 'ENGINE_CANCELLED') return this.#endPush(this.#failure)
+        if (!this.#loaded) {
+          const chunk = this.#take()
+          if (chunk === null) {
+            if (this.#failure !== null) return this.#endPush(withStreamDetails(this.#failure, parser.events, parser.pendingBytes))
+            if (this.#ended) {
+              return this.#endPush(
+                new EngineError('ENGINE_STREAM_INTERRUPTED', 'the engine ended the stream before data: [DONE]', {
+                  details: { reason: 'ended', events: parser.events, pendingBytes: parser.pendingBytes, bytes: this.#received },
+                }),
+              )
+            }
+            return // more bytes will come (onResponseData notifies)
+          }
+          parser.feed(chunk)
+          this.#loaded = true
+        }
+        const event = parser.next()
+        if (event === null) {
+          this.#loaded = false
+          continue
+        }
+        if (event.done) {
+          this.#drain()
+          this.#sinkEnded = true
+          sink.event(event.bytes)
+          sink.end()
+          return
+        }
+        if (!sink.event(event.bytes)) this.#sinkPaused = true
+      }
+    } catch (e) {
+      // A parse failure (ENGINE_BAD_RESPONSE) or a throwing sink: stop the engine, report once.
+      this.#endPush(e instanceof EngineError ? e : badResponse('sink', {}))
+    } finally {
+      this.#pumping = false
+    }
+  }
+
+  #endPush(error: EngineError): void {
+    if (this.#sinkEnded) return
+    this.#sinkEnded = true
+    // As events()'s finally: an unfinished stream must not leave the engine generating.
+    this.cancel(cancelled('the consumer stopped reading'))
+    this.#detach()
+    this.#sink!.end(error)
+  }
+
   #take(): Buffer | null {
     if (this.#chunkHead >= this.#chunks.length) return null
     const chunk = this.#chunks[this.#chunkHead]!
@@ -489,6 +589,10 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   #notify(): void {
+    if (this.#sink !== null) {
+      this.#pump()
+      return
+    }
     const wake = this.#wake
     if (wake !== null) {
       this.#wake = null

@@ -125,6 +125,136 @@ function truncated(message: string, details: Record<string, unknown>): never {
 }
 
 /**
+ * The opener's state machine, synchronous: bytes in (any fragmentation),
+ * plaintext of each chunk that completed and verified out. The keys depend
+ * on the response nonce, the stream's first bytes, and are derived by the
+ * caller (asynchronously, on the HPKE context): while `nonce` is set and no
+ * keys are given, `push` only queues. `openChunkedResponse` is the async
+ * iterator over it; a client that reads a socket can drive it directly and
+ * spend no promise per chunk.
+ *
+ * Errors as `openChunkedResponse`'s. A failure that strikes after some
+ * chunks of the same `push` verified returns those chunks first and throws
+ * at the next call, so that plaintext before a bad chunk is still handed out.
+ */
+export class ChunkedResponseOpener {
+  readonly #aead: AeadParams
+  readonly #maxSealed: number
+  readonly #nonceLength: number
+  readonly #queue = new ByteQueue()
+  #keys: ResponseKeys | undefined
+  #nonce: Uint8Array | undefined
+  #counter = 0
+  /** >= 0 once the final chunk indicator is read: bytes of the final chunk so far. */
+  #finalLength = -1
+  /** Bytes consumed, for error details. */
+  #offset = 0
+  #failure: unknown = undefined
+
+  constructor(aead: AeadParams, options: OpenChunkedResponseOptions = {}) {
+    this.#aead = aead
+    this.#maxSealed = options.maxSealedChunkLength ?? DEFAULT_MAX_SEALED_CHUNK_LENGTH
+    this.#nonceLength = Math.max(aead.nn, aead.nk)
+  }
+
+  /** The response nonce once its bytes are in and no keys were given yet: derive the keys from it and call `setKeys`. */
+  get nonce(): Uint8Array | undefined {
+    return this.#keys === undefined ? this.#nonce : undefined
+  }
+
+  /** The keys derived from `nonce`; returns the plaintexts of the chunks already queued. */
+  setKeys(keys: ResponseKeys): Uint8Array[] {
+    if (this.#nonce === undefined || this.#keys !== undefined) invalidArgument('setKeys once, after the nonce is in')
+    this.#keys = keys
+    return this.#drain()
+  }
+
+  /** Queue `fragment`; returns the plaintexts of the chunks it completed (none before `setKeys`). */
+  push(fragment: Uint8Array): Uint8Array[] {
+    this.#rethrow()
+    if (!(fragment instanceof Uint8Array)) invalid('the response stream yielded something other than bytes', { offset: this.#offset })
+    if (this.#finalLength >= 0) {
+      this.#finalLength += fragment.length
+      if (this.#finalLength > this.#maxSealed) invalid('the final chunk exceeds the size limit', { offset: this.#offset, limit: this.#maxSealed })
+      this.#queue.push(fragment)
+      return []
+    }
+    this.#queue.push(fragment)
+    if (this.#nonce === undefined) {
+      if (this.#queue.length < this.#nonceLength) return []
+      this.#nonce = this.#queue.take(this.#nonceLength).slice()
+      this.#offset += this.#nonceLength
+    }
+    return this.#keys === undefined ? [] : this.#drain()
+  }
+
+  /** The stream ended: the final chunk's plaintext (if not empty), or the truncation / verification error. */
+  end(): Uint8Array[] {
+    this.#rethrow()
+    try {
+      const keys = this.#keys
+      if (this.#nonce === undefined) truncated('the response ended inside its nonce', { offset: this.#queue.length })
+      if (keys === undefined) invalidArgument('end() before setKeys()')
+      if (this.#finalLength < 0) truncated('the response ended without its final chunk', { offset: this.#offset, chunks: this.#counter })
+      if (this.#counter > MAX_CHUNK_COUNTER) invalid('the response has more chunks than the nonce allows', { offset: this.#offset, chunk: this.#counter })
+      const pt = aeadOpen(this.#aead, keys.key, chunkNonce(keys.nonce, this.#counter), FINAL_CHUNK_AAD, this.#queue.takeAll())
+      if (pt === undefined) invalid('the final chunk does not decrypt (altered, misplaced, or followed by extra bytes)', { offset: this.#offset, chunk: this.#counter })
+      return pt.length > 0 ? [pt] : []
+    } finally {
+      this.wipe()
+    }
+  }
+
+  /** Zero the response key (done by `end`; call it when abandoning a response). */
+  wipe(): void {
+    this.#keys?.key.fill(0)
+  }
+
+  #rethrow(): void {
+    if (this.#failure !== undefined) throw this.#failure
+  }
+
+  #drain(): Uint8Array[] {
+    const out: Uint8Array[] = []
+    const keys = this.#keys!
+    const aead = this.#aead
+    const queue = this.#queue
+    const empty = new Uint8Array(0)
+    try {
+      for (;;) {
+        const lengthField = queue.peekVarint()
+        if (lengthField === undefined) break
+        if (lengthField.value === 0) {
+          queue.skip(lengthField.size)
+          this.#offset += lengthField.size
+          this.#finalLength = queue.length
+          if (this.#finalLength > this.#maxSealed) invalid('the final chunk exceeds the size limit', { offset: this.#offset, limit: this.#maxSealed })
+          break
+        }
+        const length = lengthField.value
+        // A non-final chunk must carry at least one byte of plaintext (draft §6).
+        if (length <= aead.nt) invalid('a non-final chunk is too short to hold any plaintext', { offset: this.#offset, chunk: this.#counter })
+        if (length > this.#maxSealed) invalid('a chunk exceeds the size limit', { offset: this.#offset, chunk: this.#counter, limit: this.#maxSealed })
+        if (queue.length < lengthField.size + length) break
+        queue.skip(lengthField.size)
+        const sealed = queue.take(length)
+        if (this.#counter > MAX_CHUNK_COUNTER) invalid('the response has more chunks than the nonce allows', { offset: this.#offset, chunk: this.#counter })
+        const pt = aeadOpen(aead, keys.key, chunkNonce(keys.nonce, this.#counter), empty, sealed)
+        if (pt === undefined) invalid('a response chunk does not decrypt in its place', { offset: this.#offset, chunk: this.#counter })
+        this.#offset += lengthField.size + length
+        this.#counter++
+        out.push(pt)
+      }
+    } catch (e) {
+      this.wipe()
+      if (out.length === 0) throw e
+      this.#failure = e
+    }
+    return out
+  }
+}
+
+/**
  * Open a chunked response read from `source` (any fragmentation), yielding
  * each chunk's plaintext as soon as its bytes are in and its tag verifies;
  * the final chunk's plaintext (if not empty) is yielded when `source` ends.
@@ -146,63 +276,16 @@ export async function* openChunkedResponse(
   deriveKeys: (responseNonce: Uint8Array) => Promise<ResponseKeys>,
   options: OpenChunkedResponseOptions = {},
 ): AsyncGenerator<Uint8Array, void, undefined> {
-  const maxSealed = options.maxSealedChunkLength ?? DEFAULT_MAX_SEALED_CHUNK_LENGTH
-  const nonceLength = Math.max(aead.nn, aead.nk)
-  const queue = new ByteQueue()
-  const empty = new Uint8Array(0)
-  let keys: ResponseKeys | undefined
-  let counter = 0
-  let finalLength = -1 // >= 0 once the final chunk indicator is read: bytes of the final chunk so far
-  let offset = 0 // bytes consumed, for error details
-
+  const opener = new ChunkedResponseOpener(aead, options)
   try {
     for await (const fragment of source) {
-      if (!(fragment instanceof Uint8Array)) invalid('the response stream yielded something other than bytes', { offset })
-      if (finalLength >= 0) {
-        finalLength += fragment.length
-        if (finalLength > maxSealed) invalid('the final chunk exceeds the size limit', { offset, limit: maxSealed })
-        queue.push(fragment)
-        continue
-      }
-      queue.push(fragment)
-      if (keys === undefined) {
-        if (queue.length < nonceLength) continue
-        const nonce = queue.take(nonceLength).slice()
-        offset += nonceLength
-        keys = await deriveKeys(nonce)
-      }
-      for (;;) {
-        const lengthField = queue.peekVarint()
-        if (lengthField === undefined) break
-        if (lengthField.value === 0) {
-          queue.skip(lengthField.size)
-          offset += lengthField.size
-          finalLength = queue.length
-          if (finalLength > maxSealed) invalid('the final chunk exceeds the size limit', { offset, limit: maxSealed })
-          break
-        }
-        const length = lengthField.value
-        // A non-final chunk must carry at least one byte of plaintext (draft §6).
-        if (length <= aead.nt) invalid('a non-final chunk is too short to hold any plaintext', { offset, chunk: counter })
-        if (length > maxSealed) invalid('a chunk exceeds the size limit', { offset, chunk: counter, limit: maxSealed })
-        if (queue.length < lengthField.size + length) break
-        queue.skip(lengthField.size)
-        const sealed = queue.take(length)
-        if (counter > MAX_CHUNK_COUNTER) invalid('the response has more chunks than the nonce allows', { offset, chunk: counter })
-        const pt = aeadOpen(aead, keys.key, chunkNonce(keys.nonce, counter), empty, sealed)
-        if (pt === undefined) invalid('a response chunk does not decrypt in its place', { offset, chunk: counter })
-        offset += lengthField.size + length
-        counter++
-        yield pt
-      }
+      let out = opener.push(fragment)
+      const nonce = opener.nonce
+      if (nonce !== undefined) out = opener.setKeys(await deriveKeys(nonce))
+      for (const pt of out) yield pt
     }
-    if (keys === undefined) truncated('the response ended inside its nonce', { offset: queue.length })
-    if (finalLength < 0) truncated('the response ended without its final chunk', { offset, chunks: counter })
-    if (counter > MAX_CHUNK_COUNTER) invalid('the response has more chunks than the nonce allows', { offset, chunk: counter })
-    const pt = aeadOpen(aead, keys.key, chunkNonce(keys.nonce, counter), FINAL_CHUNK_AAD, queue.takeAll())
-    if (pt === undefined) invalid('the final chunk does not decrypt (altered, misplaced, or followed by extra bytes)', { offset, chunk: counter })
-    if (pt.length > 0) yield pt
+    for (const pt of opener.end()) yield pt
   } finally {
-    keys?.key.fill(0)
+    opener.wipe()
   }
 }

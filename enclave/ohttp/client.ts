@@ -9,7 +9,7 @@
  */
 import type { SenderContext } from '@hpke/core'
 import { sealRequestChunks, REQUEST_CHUNK_PLAINTEXT_LENGTH } from './chunked-request.ts'
-import { openChunkedResponse, type OpenChunkedResponseOptions } from './chunked-response.ts'
+import { ChunkedResponseOpener, openChunkedResponse, type OpenChunkedResponseOptions } from './chunked-response.ts'
 import { OhttpError, invalidArgument } from './errors.ts'
 import {
   AEADS,
@@ -70,12 +70,28 @@ export interface EncapsulatedRequest {
     source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
     options?: OpenChunkedResponseOptions,
   ): AsyncGenerator<Uint8Array, void, undefined>
+  /**
+   * `openChunkedResponse` for a caller that reads the bytes itself and wants
+   * no promise per chunk: `push` returns the plaintexts each fragment
+   * completed — as a promise only for the fragment that completes the
+   * response nonce (the keys are derived then; push nothing more until it
+   * settles) — and `end` the final chunk's. Same checks and errors.
+   */
+  chunkedResponseOpener(options?: OpenChunkedResponseOptions): ChunkedResponseReader
   /** Open a response by its Content-Type: either of the two above; another media type is `OHTTP_RESPONSE_INVALID`. */
   open(
     contentType: string,
     source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
     options?: OpenChunkedResponseOptions,
   ): AsyncGenerator<Uint8Array, void, undefined>
+}
+
+/** What `EncapsulatedRequest.chunkedResponseOpener` returns. */
+export interface ChunkedResponseReader {
+  push(fragment: Uint8Array): Uint8Array[] | Promise<Uint8Array[]>
+  end(): Uint8Array[]
+  /** Zero the response key when abandoning the response (`end` does it too). */
+  wipe(): void
 }
 
 /** The first (KDF, AEAD) pair of `config`, in the gateway's order, that this module implements. */
@@ -165,6 +181,19 @@ async function encapsulate(
     aeadId: aead.id,
     openResponse: openWhole,
     openChunkedResponse: opener,
+    chunkedResponseOpener(opts?: OpenChunkedResponseOptions): ChunkedResponseReader {
+      const o = new ChunkedResponseOpener(aead, opts)
+      return {
+        push(fragment) {
+          const out = o.push(fragment)
+          const nonce = o.nonce
+          if (nonce === undefined) return out
+          return deriveResponseKeys(context, LABEL_CHUNKED_RESPONSE, enc, nonce, aead).then((keys) => [...out, ...o.setKeys(keys)])
+        },
+        end: () => o.end(),
+        wipe: () => o.wipe(),
+      }
+    },
     async *open(contentType: string, source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, opts?: OpenChunkedResponseOptions) {
       const essence = mediaTypeEssence(String(contentType))
       if (essence === MEDIA_TYPE_OHTTP_CHUNKED_RESPONSE) yield* opener(source, opts)

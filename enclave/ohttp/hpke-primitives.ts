@@ -103,8 +103,7 @@ export class NodeAesGcm implements AeadInterface {
   }
 }
 
-/** RFC 8410 §4, §7: the DER prefixes of a raw X25519 public key (SPKI) and private key (PKCS #8). */
-const SPKI_X25519_PREFIX = new Uint8Array([0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x6e, 0x03, 0x21, 0x00])
+/** RFC 8410 §7: the DER prefix of a raw X25519 private key (PKCS #8). */
 const PKCS8_X25519_PREFIX = new Uint8Array([0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x6e, 0x04, 0x22, 0x04, 0x20])
 
 /** RFC 9180 §4.1: suite_id = "KEM" || I2OSP(kem_id, 2) for DHKEM(X25519, HKDF-SHA256). */
@@ -148,10 +147,26 @@ async function rawPublicKey(key: CryptoKey): Promise<Uint8Array> {
   return raw
 }
 
-/** The raw public key of a node X25519 key object (the last 32 bytes of its SPKI). */
+/**
+ * The raw public key of a node X25519 key object. Through JWK (RFC 8037 §2:
+ * `x` is the raw key, base64url): OpenSSL's DER encoder costs ~0.17 ms, the
+ * JWK export ~3 µs. The public half is taken first so that a private key's
+ * `d` never becomes a (non-wipeable) JS string.
+ */
 function rawPublicOf(ko: KeyObject): Uint8Array {
-  const spki = (ko.type === 'private' ? createPublicKey(ko) : ko).export({ format: 'der', type: 'spki' })
-  return new Uint8Array(spki.subarray(spki.length - 32))
+  const pub = ko.type === 'private' ? createPublicKey(ko) : ko
+  const x = pub.export({ format: 'jwk' }).x
+  if (typeof x !== 'string') throw new Error('an X25519 public key has no JWK x')
+  return new Uint8Array(Buffer.from(x, 'base64url'))
+}
+
+/**
+ * Import a raw X25519 public key. As a JWK (RFC 8037 §2) rather than SPKI
+ * DER: OpenSSL 3's DER decoder costs ~0.2 ms a key, the raw import behind
+ * JWK ~20 µs — and the server imports one (the client's `enc`) per request.
+ */
+function importRawPublicKey(pkRaw: Uint8Array): KeyObject {
+  return createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: Buffer.from(pkRaw.buffer, pkRaw.byteOffset, pkRaw.byteLength).toString('base64url') }, format: 'jwk' })
 }
 
 function privateKeyObjectFromRaw(sk: Uint8Array): KeyObject {
@@ -177,7 +192,7 @@ function publicKeyObject(pkRaw: Uint8Array): KeyObject {
   const id = Buffer.from(pkRaw).toString('hex')
   let pk = publicKeys.get(id)
   if (pk === undefined) {
-    pk = createPublicKey({ key: Buffer.from(concat(SPKI_X25519_PREFIX, pkRaw)), format: 'der', type: 'spki' })
+    pk = importRawPublicKey(pkRaw)
     if (publicKeys.size >= PUBLIC_KEY_CACHE_SIZE) publicKeys.delete(publicKeys.keys().next().value!)
     publicKeys.set(id, pk)
   }
@@ -186,7 +201,7 @@ function publicKeyObject(pkRaw: Uint8Array): KeyObject {
 
 function dh(sk: KeyObject, pkRaw: Uint8Array, cachePeer: boolean): Uint8Array {
   if (pkRaw.length !== 32) throw new Error('an X25519 public key is 32 bytes')
-  const pk = cachePeer ? publicKeyObject(pkRaw) : createPublicKey({ key: Buffer.from(concat(SPKI_X25519_PREFIX, pkRaw)), format: 'der', type: 'spki' })
+  const pk = cachePeer ? publicKeyObject(pkRaw) : importRawPublicKey(pkRaw)
   const shared = new Uint8Array(diffieHellman({ privateKey: sk, publicKey: pk }))
   if (shared.every((b) => b === 0)) throw new Error('X25519 produced the all-zero value')
   return shared

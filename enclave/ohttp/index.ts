@@ -35,14 +35,16 @@ export {
   MEDIA_TYPE_OHTTP_REQUEST,
   MEDIA_TYPE_OHTTP_RESPONSE,
 } from './media-types.ts'
+export { formatHttpDate, parseHttpDate } from './http-date.ts'
 export {
   createOhttpServer,
+  requestOfDateError,
   type DecapsulatedRequest,
   type OhttpServer,
   type OhttpServerOptions,
   type SealedResponse,
 } from './server.ts'
-export { encapsulateRequest, type EncapsulateRequestOptions, type EncapsulatedRequest } from './client.ts'
+export { encapsulateRequest, type ChunkedResponseReader, type EncapsulateRequestOptions, type EncapsulatedRequest } from './client.ts'
 export { createReplayCache, type ReplayCache, type ReplayCacheOptions } from './replay-cache.ts'
 export {
   DEFAULT_MAX_SEALED_CHUNK_LENGTH,

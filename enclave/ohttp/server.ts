@@ -15,9 +15,23 @@
  *   4. (KDF, AEAD) offered by that key      → ENCLAVE_OHTTP_UNSUPPORTED_SUITE
  *   5. enc and ciphertext lengths, chunking → ENCLAVE_OHTTP_MALFORMED
  *   6. HPKE decapsulation and Open          → ENCLAVE_OHTTP_DECRYPT_FAILED
- *   7. replay cache (after decryption, so forged junk cannot fill it)
+ *   7. Binary HTTP request                  → ENCLAVE_BHTTP_MALFORMED (recorded in the
+ *                                             replay cache first: the encryption was genuine)
+ *   8. `date` field, when `requestDate` is set (RFC 9458 §6.5)
+ *                                           → ENCLAVE_OHTTP_DATE_INVALID / ENCLAVE_OHTTP_DATE_OUT_OF_RANGE
+ *   9. replay cache (after decryption, so forged junk cannot fill it)
  *                                           → ENCLAVE_OHTTP_REPLAYED / ENCLAVE_OHTTP_REPLAY_CACHE_FULL
- *   8. Binary HTTP request                  → ENCLAVE_BHTTP_MALFORMED
+ *
+ * Why the date (step 8): anyone can encrypt to a public key config, so the
+ * replay cache, which must remember every request for as long as a replay
+ * of it could be served, can be filled by anyone at the rate limit. With
+ * every request dated within ±W of the gateway clock, a replay is refused by
+ * its date once `first sight + 2W` has passed, so the cache need remember
+ * requests for only 2W: its size is bounded by rate × 2W instead of rate ×
+ * key lifetime. A request refused for its date is not recorded (a replay of
+ * it is refused again); the error keeps the decapsulated request so the
+ * enclave can answer inside the encryption with its own Date (RFC 9458
+ * §6.5), see `requestOfDateError`.
  *
  * Responses: to a `message/ohttp-req` request the gateway may answer
  * `message/ohttp-res` (RFC 9458 §4.4) or `message/ohttp-chunked-res`; to a
@@ -38,6 +52,7 @@ import { DEFAULT_BHTTP_REQUEST_LIMITS, decodeBhttpRequest, type BhttpLimits, typ
 import { openRequestChunks } from './chunked-request.ts'
 import { createChunkedResponseSealer, type ChunkedResponseSealer } from './chunked-response.ts'
 import { invalidArgument } from './errors.ts'
+import { parseHttpDate } from './http-date.ts'
 import {
   AEADS,
   LABEL_CHUNKED_REQUEST,
@@ -75,6 +90,26 @@ export interface OhttpServerOptions {
   readonly bhttpLimits?: BhttpLimits
   /** Source of response nonces. Default node:crypto `randomBytes`; replace only in known-answer tests. */
   readonly randomBytes?: (length: number) => Uint8Array
+  /**
+   * RFC 9458 §6.5: require a `date` field (RFC 9110 §6.6.1) in every inner
+   * request, within ±`windowMs` of `now()` (ms). The replay cache's window
+   * then needs to be only 2·windowMs (module header). Absent: no date check.
+   */
+  readonly requestDate?: { readonly windowMs: number; readonly now: () => number }
+}
+
+/** Requests refused for their date, kept by their error so the enclave can still answer them (encapsulated). */
+const dateRefused = new WeakMap<EnclaveError, DecapsulatedRequest>()
+
+/**
+ * The decapsulated request behind an ENCLAVE_OHTTP_DATE_* error of
+ * `decapsulate`, so that the refusal can be answered inside the encryption
+ * (RFC 9458 §6.5: 400 with the gateway's Date); undefined for any other
+ * value. Held by the error object itself, out of reach of serialisation:
+ * the error is safe to log, the request never is.
+ */
+export function requestOfDateError(e: unknown): DecapsulatedRequest | undefined {
+  return e instanceof EnclaveError ? dateRefused.get(e) : undefined
 }
 
 /** A whole sealed response and the media type to send it with. */
@@ -121,6 +156,30 @@ export function createOhttpServer(options: OhttpServerOptions): OhttpServer {
   if (replay === undefined || typeof replay.check !== 'function') invalidArgument('a replay cache is required (createReplayCache)')
   const limits = options.bhttpLimits ?? DEFAULT_BHTTP_REQUEST_LIMITS
   const random = options.randomBytes ?? ((n: number) => new Uint8Array(nodeRandomBytes(n)))
+  const requestDate = options.requestDate
+  if (requestDate !== undefined && !(Number.isSafeInteger(requestDate.windowMs) && requestDate.windowMs > 0 && typeof requestDate.now === 'function')) {
+    invalidArgument('requestDate needs a positive integer windowMs and a now() clock')
+  }
+
+  /** Step 8: the reason the request's date is refused, or null when it is fresh. */
+  function dateProblem(request: BhttpRequest): EnclaveError | null {
+    if (requestDate === undefined) return null
+    const values = request.headers.filter(([name]) => name === 'date')
+    const now = requestDate.now()
+    const at = values.length === 1 ? parseHttpDate(values[0]![1], now) : undefined
+    if (at === undefined) {
+      return new EnclaveError('ENCLAVE_OHTTP_DATE_INVALID', 'the inner request needs exactly one date field holding an HTTP-date', {
+        details: { dateFields: values.length },
+      })
+    }
+    const skewMs = at - now
+    if (Math.abs(skewMs) > requestDate.windowMs) {
+      return new EnclaveError('ENCLAVE_OHTTP_DATE_OUT_OF_RANGE', 'the inner request is dated outside the accepted window', {
+        details: { skewSeconds: Math.round(skewMs / 1000), windowSeconds: requestDate.windowMs / 1000 },
+      })
+    }
+    return null
+  }
 
   async function decapsulate(body: Uint8Array, contentType: string): Promise<DecapsulatedRequest> {
     // 1. Media type and header (RFC 9458 §4.1; draft §4).
@@ -184,14 +243,19 @@ export function createOhttpServer(options: OhttpServerOptions): OhttpServer {
       }
     }
 
-    // 7. Replay (RFC 9458 §6.5): hdr || enc names the request.
+    // RFC 9458 §6.5: hdr || enc names the request.
     const id = new Uint8Array(REQUEST_HEADER_LENGTH + X25519_ENC_LENGTH)
     id.set(hdr, 0)
     id.set(enc, REQUEST_HEADER_LENGTH)
-    replay.check(id)
 
-    // 8. The inner request (RFC 9292).
-    const request = decodeBhttpRequest(bhttp, limits)
+    // 7. The inner request (RFC 9292). A malformed one is still recorded: the encryption was genuine.
+    let request: BhttpRequest
+    try {
+      request = decodeBhttpRequest(bhttp, limits)
+    } catch (e) {
+      replay.check(id)
+      throw e
+    }
 
     let answered = false
     const claim = () => {
@@ -230,7 +294,17 @@ export function createOhttpServer(options: OhttpServerOptions): OhttpServer {
       toJSON: view,
     }
     Object.defineProperty(decapsulated, inspect.custom, { value: () => `DecapsulatedRequest ${JSON.stringify(view())}`, enumerable: false })
-    return Object.freeze(decapsulated)
+    Object.freeze(decapsulated)
+
+    // 8. Date (RFC 9458 §6.5), before the replay cache so a refused request takes no entry.
+    const problem = dateProblem(request)
+    if (problem !== null) {
+      dateRefused.set(problem, decapsulated)
+      throw problem
+    }
+    // 9. Replay.
+    replay.check(id)
+    return decapsulated
   }
 
   return { decapsulate }

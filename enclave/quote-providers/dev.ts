@@ -11,7 +11,10 @@
  * Dev quotes carry the measurements given here and zeros elsewhere: MRTD and
  * all four RTMRs are zero unless given, and there is no event log to replay,
  * so a policy requiring RTMR replay or particular events rejects them — as it
- * should, since nothing was measured.
+ * should, since nothing was measured. The one exception is `rtmrs`: the dev
+ * TEE's in-memory registers (rtmr-extend.ts createMemoryRtmrs), which the
+ * gateway extends with its release and config hashes exactly as a real TD
+ * extends RTMR3, so `cgw measure` can be checked against a dev quote.
  */
 import { ConfigError } from '../../attestation/errors.ts'
 import type { DevQuoteInput, DevQuoteSigner } from '../../attestation/dev/quote-signer.ts'
@@ -24,10 +27,16 @@ export interface DevQuoteProviderOptions {
   readonly signer: DevQuoteSigner
   /** Everything of the TD report but REPORTDATA (MRTD, RTMRs, ...); zeros when absent. */
   readonly measurements?: Omit<DevQuoteInput, 'reportData'>
+  /**
+   * Live RTMR0..3 read at every quote (createMemoryRtmrs in
+   * rtmr-extend.ts: the dev TEE's registers that runtime events extend);
+   * overrides `measurements.rtmrs`.
+   */
+  readonly rtmrs?: () => readonly Uint8Array[]
 }
 
 export function createDevQuoteProvider(options: DevQuoteProviderOptions): QuoteProvider {
-  const { signer, measurements = {} } = options ?? ({} as DevQuoteProviderOptions)
+  const { signer, measurements = {}, rtmrs } = options ?? ({} as DevQuoteProviderOptions)
   if (typeof signer?.signQuote !== 'function') throw new ConfigError('ATTESTATION_OPTIONS_INVALID', 'createDevQuoteProvider: signer must be a createDevQuoteSigner result')
   return {
     name: 'dev',
@@ -36,7 +45,7 @@ export function createDevQuoteProvider(options: DevQuoteProviderOptions): QuoteP
       if (!(reportData instanceof Uint8Array) || reportData.length !== REPORT_DATA_SIZE) {
         throw new ConfigError('ATTESTATION_OPTIONS_INVALID', `dev quote provider: reportData must be ${REPORT_DATA_SIZE} bytes`)
       }
-      return signer.signQuote({ ...measurements, reportData })
+      return signer.signQuote({ ...measurements, ...(rtmrs ? { rtmrs: rtmrs() } : {}), reportData })
     },
   }
 }

@@ -6,7 +6,8 @@
  * - concurrent streams: a counting semaphore of leases; a request over the
  *   limit is refused before its body is read (503 GATEWAY_TOO_MANY_STREAMS);
  * - per-client rate: token buckets (429 GATEWAY_RATE_LIMITED with
- *   Retry-After), one table per limit, bounded in size;
+ *   Retry-After), one table per limit, bounded in size; IPv6 clients are
+ *   keyed by their /64 (one host usually holds a whole /64);
  * - time: each stream lease carries an AbortSignal that the handle
  *   deadlines, the client's disconnect and shutdown all abort — the same
  *   signal the enclave uses to cancel the engine request.
@@ -78,14 +79,61 @@ function normalizeAddress(address: string | undefined): string {
   return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address
 }
 
+/** The eight 16-bit groups of an IPv6 address (RFC 4291 §2.2 text forms, zone id dropped), or null. */
+function ipv6Groups(address: string): number[] | null {
+  let a = address.startsWith('[') && address.endsWith(']') ? address.slice(1, -1) : address
+  const zone = a.indexOf('%')
+  if (zone >= 0) a = a.slice(0, zone)
+  if (!a.includes(':') || a.length > 45) return null
+  const halves = a.split('::')
+  if (halves.length > 2) return null
+  const parse = (part: string): number[] | null => {
+    if (part === '') return []
+    const out: number[] = []
+    const pieces = part.split(':')
+    for (let i = 0; i < pieces.length; i++) {
+      const p = pieces[i]!
+      if (i === pieces.length - 1 && p.includes('.')) {
+        // RFC 4291 §2.2 form 3: the low 32 bits as dotted IPv4.
+        const v4 = p.split('.')
+        if (v4.length !== 4 || !v4.every((o) => /^\d{1,3}$/.test(o) && Number(o) <= 255)) return null
+        out.push((Number(v4[0]) << 8) | Number(v4[1]), (Number(v4[2]) << 8) | Number(v4[3]))
+      } else if (/^[0-9a-fA-F]{1,4}$/.test(p)) out.push(parseInt(p, 16))
+      else return null
+    }
+    return out
+  }
+  const head = parse(halves[0]!)
+  const tail = halves.length === 2 ? parse(halves[1]!) : []
+  if (head === null || tail === null) return null
+  const missing = 8 - head.length - tail.length
+  if (halves.length === 2 ? missing < 1 : missing !== 0) return null
+  return [...head, ...new Array<number>(missing).fill(0), ...tail]
+}
+
+/**
+ * The rate-limit identity of an address. IPv6 clients are keyed by their
+ * /64 prefix: RFC 4291 §2.5.4 gives every subnet a 64-bit interface id, and
+ * a single host commonly holds a whole /64 (SLAAC privacy addresses, RFC
+ * 8981), so a per-address bucket would give one client 2^64 buckets. IPv4
+ * (and anything that does not parse) is kept whole.
+ */
+export function rateLimitKeyOf(address: string): string {
+  const groups = ipv6Groups(address)
+  if (groups === null) return address
+  return `${groups.slice(0, 4).map((g) => g.toString(16)).join(':')}::/64`
+}
+
 /**
  * How a request's client is named for rate limiting: the socket's peer
- * address; or, when the peer is a configured trusted relay, the relay's
- * header (first value, bounded). An untrusted peer's header is ignored, so
- * a client cannot pick its own bucket.
+ * address (an IPv6 peer by its /64, see `rateLimitKeyOf`); or, when the peer
+ * is a configured trusted relay, the relay's header (first value, bounded;
+ * an IPv6 address there is reduced to its /64 too). An untrusted peer's
+ * header is ignored, so a client cannot pick its own bucket. Trust itself
+ * is decided on the exact peer address, never on a prefix.
  */
 export function clientKeyResolver(clientAddress: GatewayConfig['clientAddress']): (request: FastifyRequest) => string {
-  if (clientAddress === null) return (request) => `a:${normalizeAddress(request.socket.remoteAddress)}`
+  if (clientAddress === null) return (request) => `a:${rateLimitKeyOf(normalizeAddress(request.socket.remoteAddress))}`
   const trusted = new Set(clientAddress.trustedPeers.map((p) => normalizeAddress(p)))
   const header = clientAddress.header
   return (request) => {
@@ -93,9 +141,9 @@ export function clientKeyResolver(clientAddress: GatewayConfig['clientAddress'])
     if (trusted.has(peer)) {
       const raw = request.headers[header]
       const value = (Array.isArray(raw) ? raw[0] : raw)?.split(',')[0]?.trim()
-      if (value) return `h:${value.slice(0, MAX_CLIENT_HEADER_LENGTH)}`
+      if (value) return `h:${rateLimitKeyOf(normalizeAddress(value.slice(0, MAX_CLIENT_HEADER_LENGTH)))}`
     }
-    return `a:${peer}`
+    return `a:${rateLimitKeyOf(peer)}`
   }
 }
 
@@ -191,7 +239,9 @@ export function streamSlotHook(slots: StreamSlots, requestMs: number): onRequest
 
 /**
  * A restartable timer that aborts `lease` with GATEWAY_UPSTREAM_TIMEOUT: the
- * first-byte deadline, then re-armed per chunk as the idle deadline.
+ * first-byte deadline. (A stream's idle deadline is one timer per request,
+ * refreshed per chunk, in routes/ohttp.ts: re-arming costs a timer-list
+ * removal and insertion per token.)
  */
 export interface LeaseDeadline {
   /** (Re)start the countdown. */

@@ -38,8 +38,24 @@ export const EVIDENCE_BUNDLE_SCHEMA = {
     keyConfig: base64,
     signingAddress: { type: 'string', pattern: '^0x[0-9a-fA-F]{40}$' },
     epoch: { type: 'string', pattern: '^[0-9]{1,20}$' },
-    logPublicKey: { anyOf: [{ type: 'null' }, { type: 'string', pattern: '^(0x)?[0-9a-fA-F]{64}$' }] },
+    logPublicKey: { anyOf: [{ type: 'null' }, base64] },
     epochExpiresAt: { type: 'string' },
+    // Optional: what the TD extended into RTMR2/3 after boot (attestation/eventlog/runtime-events.ts).
+    runtimeEvents: {
+      type: 'array',
+      maxItems: 4096,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['imr', 'event', 'digest', 'payload'],
+        properties: {
+          imr: { type: 'integer', enum: [2, 3] },
+          event: { type: 'string', minLength: 1, maxLength: 256 },
+          digest: { type: 'string', pattern: '^[0-9a-f]{96}$' },
+          payload: { type: 'string', pattern: '^([0-9a-f]{2})*$' },
+        },
+      },
+    },
   },
 } as const
 

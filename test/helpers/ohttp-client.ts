@@ -32,20 +32,38 @@ export function requestBody(body: unknown): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(body))
 }
 
+export interface EncapsulateOptions {
+  /**
+   * The inner `date` field (RFC 9110 §6.6.1, IMF-fixdate): the gateway
+   * refuses requests dated outside its window (RFC 9458 §6.5). Default now;
+   * `null` leaves the field out.
+   */
+  readonly date?: Date | string | null
+}
+
+/** The inner `date` field value: IMF-fixdate (RFC 9110 §5.6.7), which `toUTCString()` writes. */
+export function httpDate(d: Date = new Date()): string {
+  return d.toUTCString()
+}
+
 /** Encapsulate `body` for `path` to the first key config of `keyConfigs`. */
-export async function encapsulate(keyConfigs: Uint8Array, path: string, body: Uint8Array | unknown, method = 'POST') {
+export async function encapsulate(keyConfigs: Uint8Array, path: string, body: Uint8Array | unknown, method = 'POST', options: EncapsulateOptions = {}) {
   const [config] = parseKeyConfigs(keyConfigs)
   const content = body instanceof Uint8Array ? body : requestBody(body)
+  const date = options.date === undefined ? httpDate() : options.date === null ? null : typeof options.date === 'string' ? options.date : httpDate(options.date)
   const bhttp = encodeBhttpRequest({
     method,
     scheme: 'https',
     authority: 'gateway.invalid',
     path,
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...(date === null ? {} : { date }) },
     content,
   })
   return encapsulateRequest(config!, bhttp, { chunked: true })
 }
+
+/** An encapsulated request (what `encapsulate` resolves to). */
+export type EncapsulatedTestRequest = Awaited<ReturnType<typeof encapsulate>>
 
 /** One round trip; the answer is decoded as it streams. */
 export async function ohttpRequest(
@@ -53,9 +71,18 @@ export async function ohttpRequest(
   transport: Transport,
   path: string,
   body: unknown,
+  options: { signal?: AbortSignal; onEvent?: (e: Uint8Array) => void; date?: Date | string | null } = {},
+): Promise<InnerResponse> {
+  const req = await encapsulate(keyConfigs, path, body, 'POST', options.date === undefined ? {} : { date: options.date })
+  return sendEncapsulated(req, transport, options)
+}
+
+/** Send a request encapsulated beforehand (benchmarks keep the client's encryption out of the timed path) and decode the answer. */
+export async function sendEncapsulated(
+  req: EncapsulatedTestRequest,
+  transport: Transport,
   options: { signal?: AbortSignal; onEvent?: (e: Uint8Array) => void } = {},
 ): Promise<InnerResponse> {
-  const req = await encapsulate(keyConfigs, path, body)
   const res = await transport(req.body, req.contentType, options.signal ?? new AbortController().signal)
   const out: InnerResponse = { status: 0, headers: [], events: [], arrivedAt: [], trailers: {} }
   for await (const ev of decodeBhttpResponseStream(req.open(res.contentType, res.chunks))) {
