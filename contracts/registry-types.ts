@@ -90,3 +90,51 @@ export interface RegistryReader {
   /** Every anchor of a log (from events), oldest first. */
   checkpointAnchors(logId: Hex): Promise<readonly CheckpointAnchor[]>
 }
+
+/**
+ * What a registering enclave presents beside its quote (AttestationRegistry
+ * `EnclaveData`); made by enclave/registration.ts, bound in REPORTDATA.
+ */
+export interface RegistrationEnclaveData {
+  /** The Ed25519 transparency-log public key (32 bytes); enclaveId = keccak256 of it. */
+  readonly logPublicKey: Hex
+  readonly signingAddress: Address
+  readonly keyConfigHash: Hex
+  readonly gpuEvidenceHash: Hex
+  readonly epoch: bigint
+  /** The block whose hash is the freshness value. */
+  readonly blockNumber: bigint
+  readonly model: string
+  readonly url: string
+}
+
+/** One registration to send. */
+export interface RegistrationSubmission {
+  /** The registration-mode quote (its PEM certification data may be cut off; see contracts/client/collateral.ts). */
+  readonly quote: Uint8Array
+  /** The PCK leaf DER for a platform the registry has not cached, else null. */
+  readonly pckCertDer: Uint8Array | null
+  /** keccak256 of the PCK leaf DER. */
+  readonly pckCertId: Hex
+  readonly data: RegistrationEnclaveData
+}
+
+export interface RegistrationResult {
+  readonly txHash: Hex
+  readonly enclaveId: Hex
+  readonly epoch: bigint
+  readonly blockNumber: bigint
+  readonly expiresAt: bigint
+  readonly gasUsed: bigint
+}
+
+/** Writes: what the gateway's registration worker needs (contracts/client/registry.ts implements it). */
+export interface RegistryWriter {
+  readonly chainId: bigint
+  readonly address: Address
+  /** A recent block to bind as freshness (the latest, normally). */
+  freshnessBlock(): Promise<{ readonly number: bigint; readonly hash: Hex }>
+  /** Whether the registry has the PCK leaf `certId` cached (then the DER need not be sent). */
+  hasPckCert(certId: Hex): Promise<boolean>
+  register(submission: RegistrationSubmission): Promise<RegistrationResult>
+}
