@@ -1,0 +1,174 @@
+/**
+ * `cgw chat <gateway URL | --model NAME> "prompt" [--policy FILE] [--collateral FILE | --pcs URL] [--max-tokens N] [--json]`
+ *
+ * Verify the provider (the whole of `cgw verify`), send the prompt
+ * encrypted to its attested key, print the answer as it streams in, and
+ * print the receipt once it has checked out. With `--model` alone the
+ * provider comes from the on-chain registry (the policy must name one);
+ * providers are tried in the registry's order until one verifies. With a
+ * URL and no --model, the model is the first the gateway lists (a public,
+ * unverified list, used only to pick a name; the receipt names the model
+ * that was served).
+ *
+ * The answer is on stdout as it arrives; the receipt follows it. A failure
+ * after the first token (a tampered chunk, a bad receipt) ends the command
+ * with its code on stderr and a non-zero exit: the text printed so far must
+ * then not be trusted. Exit codes are those of `cgw verify`.
+ */
+import { parseArgs } from 'node:util'
+import { request } from 'undici'
+import type { ConfidentialClient } from '../../gateway/client/client.ts'
+import { ClientError } from '../../gateway/client/errors.ts'
+import type { VerifiedReceipt } from '../../gateway/client/receipt.ts'
+import { reportOf } from '../../gateway/client/verify.ts'
+import { EXIT } from '../exit-codes.ts'
+import type { Io } from '../cgw.ts'
+import { CLIENT_OPTIONS, clientFromPolicy, failureOfClient, policyFromArgs, renderVerificationReport, type ClientCommandDeps } from './verify.ts'
+
+const USAGE = 'usage: cgw chat <gateway URL | --model NAME> "prompt" [--policy FILE] [--collateral FILE | --pcs URL] [--max-tokens N] [--json]\n'
+
+async function firstModel(url: string): Promise<string> {
+  try {
+    const res = await request(`${url.replace(/\/+$/, '')}/v1/models`)
+    const body = (await res.body.json()) as { data?: { id?: unknown }[] }
+    const id = body.data?.[0]?.id
+    if (res.statusCode === 200 && typeof id === 'string') return id
+  } catch {
+    // fall through
+  }
+  throw new ClientError('CLIENT_CONFIG_INVALID', 'the gateway lists no model: pass --model NAME')
+}
+
+/** The text of one SSE event of a chat completion stream ('' for anything else). */
+function deltaOf(event: Uint8Array): string {
+  const text = Buffer.from(event).toString('utf8')
+  let out = ''
+  for (const line of text.split(/\r?\n/)) {
+    if (!line.startsWith('data:')) continue
+    const data = line.slice(5).trim()
+    if (data === '[DONE]') continue
+    try {
+      const v = JSON.parse(data) as { choices?: { delta?: { content?: unknown } }[] }
+      const c = v.choices?.[0]?.delta?.content
+      if (typeof c === 'string') out += c
+    } catch {
+      // not a JSON event: nothing to print
+    }
+  }
+  return out
+}
+
+export function renderReceipt(r: VerifiedReceipt): string {
+  const f = r.fields
+  return [
+    '--- receipt (verified) ---',
+    `signer          ${r.signer}`,
+    `model           ${f.model}`,
+    `epoch           ${f.epoch}`,
+    `time            ${new Date(Number(f.time) * 1000).toISOString()}`,
+    `log index       ${f.logIndex}`,
+    `request hash    ${f.requestHash}`,
+    `response hash   ${f.responseHash}`,
+    `domain          chain ${r.domain.chainId}, ${r.domain.verifyingContract}`,
+    `digest          ${r.digest}`,
+    `signature       ${r.signature}`,
+    '',
+  ].join('\n')
+}
+
+export async function runChat(args: string[], io: Io, deps: ClientCommandDeps = {}): Promise<number> {
+  let json = args.includes('--json')
+  let client: ConfidentialClient | undefined
+  let source = 'none'
+  let started = false
+  try {
+    const { values, positionals } = parseArgs({
+      args,
+      options: { ...CLIENT_OPTIONS, model: { type: 'string' }, 'max-tokens': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      allowPositionals: true,
+      strict: true,
+    })
+    if (values.help) {
+      io.out(USAGE)
+      return EXIT.OK
+    }
+    json = values.json === true
+    const [first, second] = positionals
+    let url: string | undefined
+    let prompt: string
+    if (positionals.length === 2) {
+      url = first!
+      prompt = second!
+    } else if (positionals.length === 1 && values.model !== undefined) {
+      prompt = first!
+    } else {
+      throw new ClientError('CLIENT_CONFIG_INVALID', 'expected a gateway URL and a prompt, or --model NAME and a prompt')
+    }
+    let maxTokens: number | undefined
+    if (values['max-tokens'] !== undefined) {
+      maxTokens = Number(values['max-tokens'])
+      if (!Number.isSafeInteger(maxTokens) || maxTokens < 1) throw new ClientError('CLIENT_CONFIG_INVALID', '--max-tokens must be a positive integer')
+    }
+    const loaded = await policyFromArgs(values)
+    source = loaded.source
+    client = await clientFromPolicy(loaded.policy, deps)
+    const candidates = url !== undefined ? [url] : await client.discover(values.model!)
+    const model = values.model ?? (await firstModel(candidates[0]!))
+
+    // The first provider that verifies gets the prompt; none of the others sees anything.
+    let lastError: unknown
+    let chosen: string | undefined
+    for (const c of candidates) {
+      try {
+        await client.verify(c)
+        chosen = c
+        break
+      } catch (e) {
+        lastError = e
+      }
+    }
+    if (chosen === undefined) throw lastError
+    const body = { model, messages: [{ role: 'user', content: prompt }], stream: true, ...(maxTokens ? { max_tokens: maxTokens } : {}) }
+    const res = await client.send(chosen, { path: '/v1/chat/completions', body })
+    let answer = ''
+    const errorBody: Uint8Array[] = []
+    for await (const event of res.content) {
+      if (res.status !== 200) {
+        errorBody.push(event)
+        continue
+      }
+      const d = deltaOf(event)
+      answer += d
+      if (!json && d) {
+        started = true
+        io.out(d)
+      }
+    }
+    if (res.status !== 200) {
+      const text = Buffer.concat(errorBody).toString('utf8')
+      let code = 'UNKNOWN'
+      try {
+        code = String((JSON.parse(text) as { error?: { code?: unknown } }).error?.code ?? 'UNKNOWN')
+      } catch {
+        // keep UNKNOWN
+      }
+      throw new ClientError(res.status === 429 ? 'CLIENT_UPSTREAM_RATE_LIMITED' : 'CLIENT_UPSTREAM_FAILED', 'the engine answered with an error', { details: { status: res.status, reason: code } })
+    }
+    const receipt = res.receipt()!
+    if (json) io.out(`${JSON.stringify({ ok: true, exitCode: 0, provider: chosen, answer, receipt: receipt.json, digest: receipt.digest, report: res.provider.report }, null, 2)}\n`)
+    else io.out(`\n\n${renderReceipt(receipt)}`)
+    return EXIT.OK
+  } catch (e) {
+    const { exitCode, error } = failureOfClient(e)
+    const report = reportOf(e)
+    if (json) io.out(`${JSON.stringify({ ok: false, exitCode, error, ...(report ? { report } : {}) }, null, 2)}\n`)
+    else {
+      if (started) io.err('\n\nthe answer above is NOT verified: ')
+      if (report) io.err(renderVerificationReport(report, source, error))
+      else io.err(`cgw chat: ${error.code}: ${error.message}\n${exitCode === EXIT.USAGE ? USAGE : ''}`)
+    }
+    return exitCode
+  } finally {
+    await client?.close()
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * `cgw proxy --config FILE`: run the enterprise proxy (gateway/proxy) until
+ * SIGINT or SIGTERM. Prints the URL it listens on (127.0.0.1 unless the
+ * config says otherwise). Exit codes: 0 stopped cleanly, 1 bad arguments or
+ * config, 8 the listen address could not be bound, 70 anything else.
+ */
+import { parseArgs } from 'node:util'
+import { loadProxyConfig } from '../../gateway/proxy/config.ts'
+import { startProxy, type RunningProxy } from '../../gateway/proxy/main.ts'
+import { viemRegistryFactory } from '../../gateway/client/viem-registry.ts'
+import { loadClientPolicy } from '../../gateway/client/policy.ts'
+import type { RegistryReaderFactory } from '../../gateway/client/registry.ts'
+import { EXIT } from '../exit-codes.ts'
+import type { Io } from '../cgw.ts'
+import { CLIENT_EXIT, failureOfClient } from './verify.ts'
+
+const USAGE = 'usage: cgw proxy --config FILE\n'
+
+export interface ProxyCommandDeps {
+  readonly registryFactory?: RegistryReaderFactory
+  /** Resolves when the proxy should stop (default: SIGINT or SIGTERM). */
+  readonly until?: (proxy: RunningProxy) => Promise<void>
+}
+
+function signals(): Promise<void> {
+  return new Promise((resolve) => {
+    const stop = () => {
+      process.off('SIGINT', stop)
+      process.off('SIGTERM', stop)
+      resolve()
+    }
+    process.on('SIGINT', stop)
+    process.on('SIGTERM', stop)
+  })
+}
+
+export async function runProxy(args: string[], io: Io, deps: ProxyCommandDeps = {}): Promise<number> {
+  let file: string | undefined
+  try {
+    const { values } = parseArgs({ args, options: { config: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false })
+    if (values.help) {
+      io.out(USAGE)
+      return EXIT.OK
+    }
+    file = values.config
+  } catch (e) {
+    io.err(`cgw proxy: ${(e as Error).message}\n${USAGE}`)
+    return EXIT.USAGE
+  }
+  if (!file) {
+    io.err(`cgw proxy: --config FILE is required\n${USAGE}`)
+    return EXIT.USAGE
+  }
+  let proxy: RunningProxy | undefined
+  try {
+    const config = await loadProxyConfig(file)
+    // A registry deployed against a dev root is read only for a policy that names a dev root itself.
+    const policy = await loadClientPolicy(config.policy)
+    const registryFactory = deps.registryFactory ?? viemRegistryFactory({ allowDevelopment: policy.quote.trustRoot.kind === 'dev' })
+    proxy = await startProxy(config, { client: { registryFactory } })
+    io.out(`cgw proxy: listening on ${proxy.url} (audit: ${config.audit.file})\n`)
+    await (deps.until ?? signals)(proxy)
+    return EXIT.OK
+  } catch (e) {
+    const code = (e as { code?: unknown } | null)?.code
+    if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+      io.err(`cgw proxy: cannot listen: ${String(code)}\n`)
+      return CLIENT_EXIT.UNREACHABLE
+    }
+    const { exitCode, error } = failureOfClient(e)
+    io.err(`cgw proxy: ${error.code}: ${error.message}\n`)
+    return exitCode
+  } finally {
+    await proxy?.close()
+  }
+}

@@ -1,0 +1,189 @@
+/**
+ * Encrypted requests through the client SDK to real dev-TEE gateways: the
+ * streamed answer decrypts event by event and its receipt checks out (and
+ * against viem's verifyReceipt); the inner request carries a `date` field;
+ * an RFC 9458 relay in the path changes nothing — unless it is hostile: a
+ * flipped bit or a replayed response is refused with CLIENT_RESPONSE_INVALID.
+ * Engine errors come back with their status; a stream the engine breaks
+ * ends in CLIENT_UPSTREAM_FAILED, never silently.
+ */
+import t from 'tap'
+import { keccak256 } from 'viem'
+import { decodeBhttpRequest } from '../enclave/ohttp/index.ts'
+import { verifyReceipt } from '../enclave/receipts.ts'
+import { createClient } from '../gateway/client/client.ts'
+import { isClientError } from '../gateway/client/errors.ts'
+import { loadClientPolicy, loadPolicyRoots } from '../gateway/client/policy.ts'
+import { createReceiptVerifier } from '../gateway/client/receipt.ts'
+import { encodeInnerRequest } from '../gateway/client/request.ts'
+import { startBitFlipRelay } from './helpers/bit-flip-relay.ts'
+import { devPolicyDocument, devWorld, startDevProvider, writePolicy, type DevWorld } from './helpers/dev-provider.ts'
+import { expectedTokens } from './helpers/engine-server.ts'
+import type { Test } from 'tap'
+
+async function clientFor(t: Test, world: DevWorld, relay?: string) {
+  const policy = await loadClientPolicy(await writePolicy(world, devPolicyDocument(world)))
+  const client = createClient({ policy, roots: await loadPolicyRoots(policy), ...(relay ? { relay: () => relay } : {}) })
+  t.teardown(() => client.close())
+  return client
+}
+
+const chat = (content: string, extra: Record<string, unknown> = {}) => ({ model: 'test-model', messages: [{ role: 'user', content }], ...extra })
+const text = (chunks: Uint8Array[]) => Buffer.concat(chunks).toString('utf8')
+
+async function drain(content: AsyncIterable<Uint8Array>): Promise<Uint8Array[]> {
+  const out: Uint8Array[] = []
+  for await (const c of content) out.push(c)
+  return out
+}
+
+t.test('streamed answer, receipt checked (and by viem too)', async (t) => {
+  const world = await devWorld(t)
+  const p = await startDevProvider(t, world)
+  const client = await clientFor(t, world)
+  const body = chat('hello client', { stream: true })
+  const res = await client.send(p.url, { path: '/v1/chat/completions', body })
+  t.equal(res.status, 200)
+  t.match(res.contentType, /text\/event-stream/)
+  const events = await drain(res.content)
+  t.equal(events.length, p.engine.stats.log.at(-1)!.eventsSent, 'one chunk per SSE event')
+  const deltas = events
+    .map((e) => Buffer.from(e).toString('utf8'))
+    .filter((e) => e.startsWith('data: {'))
+    .map((e) => JSON.parse(e.slice(6)).choices[0].delta.content ?? '')
+    .join('')
+  t.equal(deltas, expectedTokens('hello client', 8).join(''))
+  const receipt = res.receipt()!
+  t.ok(receipt, 'receipt present once the stream ended')
+  t.equal(receipt.fields.requestHash, keccak256(new TextEncoder().encode(JSON.stringify(body))))
+  t.equal(receipt.fields.responseHash, keccak256(Buffer.concat(events)))
+  t.equal(receipt.signer, res.provider.signingAddress)
+  t.ok(await verifyReceipt(receipt.fields, receipt.signature, res.provider.signingAddress, receipt.domain), 'viem agrees')
+})
+
+t.test('non-streamed, completions and embeddings', async (t) => {
+  const world = await devWorld(t)
+  const p = await startDevProvider(t, world)
+  const client = await clientFor(t, world)
+  for (const [path, body] of [
+    ['/v1/chat/completions', chat('plain')],
+    ['/v1/completions', { model: 'test-model', prompt: 'complete me' }],
+    ['/v1/embeddings', { model: 'test-model', input: 'embed me' }],
+  ] as const) {
+    const res = await client.send(p.url, { path, body })
+    const out = JSON.parse(text(await drain(res.content)))
+    t.equal(res.status, 200, path)
+    t.ok(out.object, `${path} answered`)
+    t.ok(res.receipt(), `${path} receipt`)
+  }
+})
+
+t.test('the inner request carries an RFC 9110 date', async (t) => {
+  const now = new Date('2026-11-22T03:04:05Z')
+  const bytes = encodeInnerRequest('https://gw.example:8443', '/v1/chat/completions', new TextEncoder().encode('{}'), now)
+  const req = decodeBhttpRequest(bytes)
+  t.equal(req.authority, 'gw.example:8443')
+  t.equal(req.path, '/v1/chat/completions')
+  const date = req.headers.find(([k]) => k === 'date')?.[1]
+  t.equal(date, 'Sun, 22 Nov 2026 03:04:05 GMT')
+  t.match(date!, /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d\d:\d\d:\d\d GMT$/)
+})
+
+t.test('through an honest relay: same answer, the gateway sees the relay', async (t) => {
+  const world = await devWorld(t)
+  const p = await startDevProvider(t, world)
+  const relay = await startBitFlipRelay(p.url)
+  t.teardown(() => relay.close())
+  const client = await clientFor(t, world, relay.url)
+  const res = await client.send(p.url, { path: '/v1/chat/completions', body: chat('via relay', { stream: true }) })
+  await drain(res.content)
+  t.ok(res.receipt())
+  t.equal(relay.stats.forwarded, 1)
+})
+
+t.test('a flipped bit in transit is refused', async (t) => {
+  const world = await devWorld(t)
+  const p = await startDevProvider(t, world)
+  const relay = await startBitFlipRelay(p.url)
+  t.teardown(() => relay.close())
+  const client = await clientFor(t, world, relay.url)
+  for (const [where, offset] of [['in the head chunk', 40], ['mid-stream', 400]] as const) {
+    relay.knobs.flipAt = offset
+    let code = 'ok'
+    const seen: Uint8Array[] = []
+    try {
+      const res = await client.send(p.url, { path: '/v1/chat/completions', body: chat(`flip ${where}`, { stream: true }) })
+      for await (const c of res.content) seen.push(c)
+    } catch (e) {
+      code = isClientError(e) ? e.code : 'untyped'
+    }
+    t.equal(code, 'CLIENT_RESPONSE_INVALID', where)
+  }
+  t.equal(relay.stats.flipped, 2)
+})
+
+t.test('a replayed response is refused', async (t) => {
+  const world = await devWorld(t)
+  const p = await startDevProvider(t, world)
+  const relay = await startBitFlipRelay(p.url, { replay: true })
+  t.teardown(() => relay.close())
+  const client = await clientFor(t, world, relay.url)
+  const first = await client.send(p.url, { path: '/v1/chat/completions', body: chat('first', { stream: true }) })
+  await drain(first.content)
+  t.ok(first.receipt(), 'the recorded exchange was genuine')
+  let code = 'ok'
+  try {
+    const second = await client.send(p.url, { path: '/v1/chat/completions', body: chat('first', { stream: true }) })
+    await drain(second.content)
+  } catch (e) {
+    code = isClientError(e) ? e.code : 'untyped'
+  }
+  t.equal(code, 'CLIENT_RESPONSE_INVALID')
+  t.equal(relay.stats.replayed, 1)
+})
+
+t.test('engine errors: status passed back; a broken stream is an error', async (t) => {
+  const world = await devWorld(t)
+  const p = await startDevProvider(t, world)
+  const client = await clientFor(t, world)
+  p.engine.knobs.status = 429
+  const limited = await client.send(p.url, { path: '/v1/chat/completions', body: chat('busy') })
+  t.equal(limited.status, 429)
+  t.equal(JSON.parse(text(await drain(limited.content))).error.code, 'ENGINE_RATE_LIMITED')
+  t.equal(limited.receipt(), null, 'error answers carry no receipt')
+  p.engine.knobs.status = null
+  p.engine.knobs.resetAfter = 2
+  let code = 'ok'
+  try {
+    const res = await client.send(p.url, { path: '/v1/chat/completions', body: chat('cut', { stream: true }) })
+    await drain(res.content)
+  } catch (e) {
+    code = isClientError(e) ? e.code : 'untyped'
+  }
+  t.equal(code, 'CLIENT_UPSTREAM_FAILED')
+})
+
+t.test('receipt checks: the fast path agrees with recovery, and refuses a wrong signer or body', async (t) => {
+  const world = await devWorld(t)
+  const p = await startDevProvider(t, world)
+  const client = await clientFor(t, world)
+  const receipts = []
+  for (let i = 0; i < 3; i++) {
+    const res = await client.send(p.url, { path: '/v1/chat/completions', body: chat(`r${i}`) })
+    await drain(res.content)
+    receipts.push({ r: res.receipt()!, provider: res.provider })
+  }
+  const { r, provider } = receipts[2]!
+  const v = createReceiptVerifier(provider.signingAddress)
+  const expect = { requestHash: r.fields.requestHash, responseHash: r.fields.responseHash, model: 'test-model', epoch: provider.epoch, domain: null }
+  t.ok(await v.verify(r.json, expect), 'first (recovery)')
+  t.ok(await v.verify(r.json, expect), 'second (recovery, then the key table is built)')
+  t.ok(await v.verify(r.json, expect), 'third (the key table)')
+  const codeOf = (p: Promise<unknown>) => p.then(() => 'ok', (e: { code: string }) => e.code)
+  t.equal(await codeOf(v.verify(r.json, { ...expect, responseHash: `0x${'00'.repeat(32)}` })), 'CLIENT_RECEIPT_INVALID')
+  t.equal(await codeOf(v.verify(r.json, { ...expect, model: 'other' })), 'CLIENT_RECEIPT_INVALID')
+  const other = receipts[1]!.r
+  t.equal(await codeOf(v.verify({ ...r.json, signature: other.signature }, expect)), 'CLIENT_RECEIPT_INVALID', 'another receipt’s signature')
+  const high = createReceiptVerifier(`0x${'11'.repeat(20)}`)
+  t.equal(await codeOf(high.verify(r.json, expect)), 'CLIENT_RECEIPT_INVALID', 'another signer')
+})
