@@ -1,0 +1,222 @@
+/**
+ * Replaying one evidence entry: the blobs it names (hash-checked), the
+ * quote verified with the collateral in use at the entry's time and at that
+ * instant, the REPORTDATA binding recomputed from the entry's fields, the
+ * bound log key compared with the key signing the checkpoints, the CCEL
+ * event log (and runtime events) replayed to the quote's RTMRs, the GPU
+ * evidence verified for the entry's nonce. Every step that cannot run is a
+ * finding (fail closed).
+ */
+import { createHash } from 'node:crypto'
+import { computeReportData, hashGpuEvidence, NO_GPU_EVIDENCE_HASH } from '../../binding.ts'
+import { BaseError } from '../../errors.ts'
+import { parseCcelTable } from '../../eventlog/ccel.ts'
+import { parseEventLog } from '../../eventlog/event-log.ts'
+import { replayRtmrs, verifyRtmrs } from '../../eventlog/replay.ts'
+import { parseRuntimeEvents, verifyRuntimeEvents } from '../../eventlog/runtime-events.ts'
+import { gpuEvidenceFromJson } from '../../nvidia/evidence.ts'
+import { verifyGpuEvidence } from '../../nvidia/verify/verify-gpu-evidence.ts'
+import { verifyRim, type VerifiedRim } from '../../nvidia/rim/verify.ts'
+import { NVIDIA_RIM_ROOT_CA } from '../../roots/nvidia.ts'
+import { parseQuote } from '../../tdx/abi/quote.ts'
+import { verifyQuote } from '../../tdx/verify/verify-quote.ts'
+import type { QuoteCollateralV3 } from '../../pcs/types.ts'
+import type { TrustedRoot } from '../../roots/trust-root.ts'
+import type { EvidenceEntry } from '../entry.ts'
+import type { LogSource } from '../reader.ts'
+import type { AuditFinding, CollateralArchive } from './types.ts'
+
+export interface EvidenceContext {
+  readonly source: LogSource
+  readonly archives: readonly CollateralArchive[]
+  /** The log key signing the checkpoints. */
+  readonly logPublicKey: Uint8Array
+  /** Fingerprints of the collateral in use (the latest collateral entry before this one). */
+  readonly collateral: readonly string[]
+  readonly tdxRoot?: TrustedRoot
+  readonly gpuDeviceRoot?: TrustedRoot
+  readonly gpuRimRoot?: TrustedRoot
+  /** Parsed collateral by fingerprint, shared across entries. */
+  readonly collateralCache: Map<string, QuoteCollateralV3>
+  /**
+   * RIMs verified for an earlier entry, by XML text: a RIM (XML signature,
+   * C14N, chain) is verified once and reused for later entries whose time
+   * is inside its signer's validity window; otherwise verified again.
+   */
+  readonly rimCache: Map<string, VerifiedRim>
+}
+
+/** The RIM store for one entry: cached verified RIMs where valid at `at`, newly verified ones, raw text for any that fail (verifyGpuEvidence then reports them). */
+function rimStore(ctx: EvidenceContext, texts: readonly string[], at: Date): (VerifiedRim | string)[] {
+  return texts.map((text) => {
+    const cached = ctx.rimCache.get(text)
+    if (cached && cached.signer.notBefore <= at && at <= cached.signer.notAfter) return cached
+    try {
+      const v = verifyRim(text, { now: at, root: ctx.gpuRimRoot ?? NVIDIA_RIM_ROOT_CA })
+      ctx.rimCache.set(text, v)
+      return v
+    } catch {
+      return text
+    }
+  })
+}
+
+const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex')
+const codeOf = (e: unknown) => (e instanceof BaseError ? e.code : 'INTERNAL')
+
+/** A blob from the log, checked against its name; null (and a finding) when missing or different. */
+async function blob(source: LogSource, sha: string, what: string, index: number, findings: AuditFinding[]): Promise<Uint8Array | null> {
+  let b: Uint8Array | null
+  try {
+    b = await source.read(`blob/${sha}`)
+  } catch (e) {
+    findings.push({ code: 'LOG_FETCH_FAILED', index, details: { blob: sha, what, cause: codeOf(e) } })
+    return null
+  }
+  if (b === null) {
+    findings.push({ code: 'LOG_FETCH_FAILED', index, details: { blob: sha, what, reason: 'missing' } })
+    return null
+  }
+  if (sha256(b) !== sha) {
+    findings.push({ code: 'LOG_BLOB_MISMATCH', index, details: { blob: sha, what } })
+    return null
+  }
+  return b
+}
+
+/** The collateral of a fingerprint: the log's blob, else the archives; hash-checked; null when nowhere. */
+export async function collateralOf(ctx: EvidenceContext, fingerprint: string, quote: Uint8Array): Promise<QuoteCollateralV3 | null> {
+  const cached = ctx.collateralCache.get(fingerprint)
+  if (cached) return cached
+  const candidates: (() => Promise<Uint8Array | null>)[] = [() => ctx.source.read(`blob/${fingerprint}`), ...ctx.archives.map((a) => () => a.get(fingerprint, { quote }))]
+  for (const get of candidates) {
+    let b: Uint8Array | null = null
+    try {
+      b = await get()
+    } catch {
+      b = null
+    }
+    if (b !== null && sha256(b) === fingerprint) {
+      try {
+        const c = JSON.parse(Buffer.from(b).toString('utf8')) as QuoteCollateralV3
+        ctx.collateralCache.set(fingerprint, c)
+        return c
+      } catch {
+        // Not JSON: try the next archive.
+      }
+    }
+  }
+  return null
+}
+
+/** Replay one evidence entry; returns its findings (empty when it verifies). */
+export async function replayEvidenceEntry(e: EvidenceEntry, index: number, ctx: EvidenceContext): Promise<AuditFinding[]> {
+  const findings: AuditFinding[] = []
+  const at = new Date(e.time)
+  if (e.logPublicKey === null || Buffer.compare(e.logPublicKey, ctx.logPublicKey) !== 0) {
+    findings.push({ code: 'LOG_KEY_MISMATCH', index, details: { bound: e.logPublicKey ? Buffer.from(e.logPublicKey).toString('base64') : null } })
+  }
+  const quoteBytes = await blob(ctx.source, e.quoteSha256, 'quote', index, findings)
+  const gpuBytes = e.gpuSha256 === null ? null : await blob(ctx.source, e.gpuSha256, 'gpu', index, findings)
+  const table = e.eventLog ? await blob(ctx.source, e.eventLog.tableSha256, 'ccel-table', index, findings) : null
+  const data = e.eventLog ? await blob(ctx.source, e.eventLog.dataSha256, 'ccel-data', index, findings) : null
+  const runtimeBytes = e.runtimeEventsSha256 === null ? null : await blob(ctx.source, e.runtimeEventsSha256, 'runtime-events', index, findings)
+  if (quoteBytes === null || (e.gpuSha256 !== null && gpuBytes === null) || (e.eventLog && (table === null || data === null)) || (e.runtimeEventsSha256 !== null && runtimeBytes === null)) {
+    return findings
+  }
+  const nonce = new Uint8Array(Buffer.from(e.nonce, 'hex'))
+
+  // Quote: genuine at the entry's time with the collateral of that time.
+  let quote
+  try {
+    quote = parseQuote(quoteBytes)
+  } catch (err) {
+    findings.push({ code: 'LOG_EVIDENCE_INVALID', index, details: { step: 'quote', code: codeOf(err) } })
+    return findings
+  }
+  if (quote.body.kind === 'sgx') {
+    findings.push({ code: 'LOG_EVIDENCE_INVALID', index, details: { step: 'quote', code: 'ATTESTATION_QUOTE_UNSUPPORTED_TEE' } })
+    return findings
+  }
+  const report = quote.body.report
+  if (ctx.collateral.length === 0) {
+    findings.push({ code: 'LOG_COLLATERAL_UNAVAILABLE', index, details: { reason: 'no collateral entry precedes this evidence' } })
+  } else {
+    const failures: string[] = []
+    let verified = false
+    for (const fp of ctx.collateral) {
+      const c = await collateralOf(ctx, fp, quoteBytes)
+      if (c === null) {
+        failures.push('LOG_COLLATERAL_UNAVAILABLE')
+        continue
+      }
+      try {
+        verifyQuote(quote, c, { now: at, ...(ctx.tdxRoot ? { trustedRoot: ctx.tdxRoot } : {}) })
+        verified = true
+        break
+      } catch (err) {
+        failures.push(codeOf(err))
+      }
+    }
+    if (!verified) {
+      const unavailable = failures.every((f) => f === 'LOG_COLLATERAL_UNAVAILABLE')
+      findings.push(
+        unavailable
+          ? { code: 'LOG_COLLATERAL_UNAVAILABLE', index, details: { fingerprints: ctx.collateral } }
+          : { code: 'LOG_EVIDENCE_INVALID', index, details: { step: 'quote', code: failures.find((f) => f !== 'LOG_COLLATERAL_UNAVAILABLE'), codes: failures } },
+      )
+    }
+  }
+
+  // GPU evidence for the same nonce, and the binding over everything.
+  let gpuHash = NO_GPU_EVIDENCE_HASH
+  if (gpuBytes !== null) {
+    try {
+      const g = gpuEvidenceFromJson(JSON.parse(Buffer.from(gpuBytes).toString('utf8')))
+      gpuHash = hashGpuEvidence(g.gpus)
+      verifyGpuEvidence(g, {
+        now: at,
+        expectedNonce: nonce,
+        rims: rimStore(ctx, g.rims, at),
+        ...(ctx.gpuDeviceRoot ? { deviceRoot: ctx.gpuDeviceRoot } : {}),
+        ...(ctx.gpuRimRoot ? { rimRoot: ctx.gpuRimRoot } : {}),
+      })
+    } catch (err) {
+      findings.push({ code: 'LOG_EVIDENCE_INVALID', index, details: { step: 'gpu', code: codeOf(err) } })
+    }
+  }
+  try {
+    const expected = computeReportData({
+      mode: 'nonce',
+      nonce,
+      keyConfig: e.keyConfig,
+      signingAddress: e.signingAddress,
+      gpuEvidenceHash: gpuHash,
+      logPublicKey: e.logPublicKey,
+      epoch: e.epoch,
+    })
+    if (Buffer.compare(expected, report.reportData) !== 0) {
+      findings.push({ code: 'LOG_EVIDENCE_INVALID', index, details: { step: 'binding', code: 'ATTESTATION_BINDING_MISMATCH' } })
+    }
+  } catch (err) {
+    findings.push({ code: 'LOG_EVIDENCE_INVALID', index, details: { step: 'binding', code: codeOf(err) } })
+  }
+
+  // Event logs to RTMRs: the CCEL for RTMR0..2 (and 3 without runtime events), runtime events onto RTMR3.
+  try {
+    let base: Uint8Array[] | undefined
+    if (table !== null && data !== null) {
+      parseCcelTable(table)
+      const events = parseEventLog(data).events
+      verifyRtmrs(events, report.rtmrs, runtimeBytes === null ? {} : { rtmrs: [0, 1, 2] })
+      base = replayRtmrs(events)
+    }
+    if (runtimeBytes !== null) {
+      const runtime = parseRuntimeEvents(JSON.parse(Buffer.from(runtimeBytes).toString('utf8')))
+      verifyRuntimeEvents(runtime, report.rtmrs, base ? { base } : {})
+    }
+  } catch (err) {
+    findings.push({ code: 'LOG_EVENTLOG_MISMATCH', index, details: { code: codeOf(err) } })
+  }
+  return findings
+}
