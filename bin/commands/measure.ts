@@ -1,0 +1,160 @@
+/**
+ * `cgw measure`: the TDX measurements a deployment will have, from source.
+ *
+ *   cgw measure --config gateway.json
+ *               (--release DIR | --release-hash HEX | --unreleased)
+ *               [--compose app-compose.json [--image-digests FILE]]
+ *               [--reference dev | --reference EVIDENCE.json]
+ *               [--dev-root FILE] [--gpu-policy FILE]
+ *               [--policy-out FILE] [--workload-ids-out FILE]
+ *
+ * Prints the measurement document (deploy/measure/measure.ts: expected
+ * registers, runtime events, workload ids, provenance and the policy) as
+ * JSON; `--policy-out` writes the policy alone (what `cgw verify-quote
+ * --policy`, the proxy and the client accept), `--workload-ids-out` the
+ * registry allow-list entries. Same inputs, same bytes: no time, no
+ * absolute path goes into the output.
+ *
+ * The config is measured as the gateway checks it (defaults filled in) but
+ * without CGW_* environment overrides: a deployment that sets them measures
+ * differently, so deploy/ puts every setting in the config file.
+ * Exit codes: 0 computed, 1 bad arguments or inputs, 2 a malformed reference.
+ */
+import { writeFile } from 'node:fs/promises'
+import { basename } from 'node:path'
+import { parseArgs } from 'node:util'
+import { createHash } from 'node:crypto'
+import { BaseError, ConfigError } from '../../attestation/errors.ts'
+import { parseGpuPolicy, type GpuPolicyDocument } from '../../attestation/policy/policy.ts'
+import { certificateFingerprint } from '../../attestation/roots/trust-root.ts'
+import { applyGatewayEnv, parseGatewayConfig } from '../../gateway/config.ts'
+import { GatewayConfigError } from '../../gateway/errors.ts'
+import { ReleaseError, UNRELEASED_RELEASE_HASH, verifyReleaseDirectory } from '../../deploy/release/manifest.ts'
+import { computeMeasurement, devReference, referenceFromEvidence, type Reference } from '../../deploy/measure/measure.ts'
+import { EXIT, failureOf } from '../exit-codes.ts'
+import { readCertificate, readInput, readJson } from '../io.ts'
+import type { Io } from '../cgw.ts'
+
+const USAGE = `usage: cgw measure --config FILE (--release DIR | --release-hash HEX | --unreleased)
+                   [--compose app-compose.json [--image-digests FILE]] [--reference dev|FILE]
+                   [--dev-root FILE] [--gpu-policy FILE] [--policy-out FILE] [--workload-ids-out FILE]
+`
+
+const usage = (what: string): never => {
+  throw new ConfigError('ATTESTATION_OPTIONS_INVALID', what)
+}
+
+const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
+
+/** The document as printed and written: two-space JSON and a final newline. */
+function render(v: unknown): string {
+  return `${JSON.stringify(v, null, 2)}\n`
+}
+
+export async function runMeasure(args: string[], io: Io): Promise<number> {
+  try {
+    const { values, positionals } = parseArgs({
+      args,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        config: { type: 'string' },
+        release: { type: 'string' },
+        'release-hash': { type: 'string' },
+        unreleased: { type: 'boolean' },
+        compose: { type: 'string' },
+        'image-digests': { type: 'string' },
+        reference: { type: 'string' },
+        'dev-root': { type: 'string' },
+        'gpu-policy': { type: 'string' },
+        'policy-out': { type: 'string' },
+        'workload-ids-out': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    })
+    if (values.help) {
+      io.out(USAGE)
+      return EXIT.OK
+    }
+    if (positionals.length > 0) usage(`unexpected argument ${positionals[0]}`)
+    if (!values.config) usage('--config is required')
+
+    const configBytes = await readInput(values.config!, 'gateway config')
+    let configDoc: unknown
+    try {
+      configDoc = JSON.parse(Buffer.from(configBytes).toString('utf8'))
+    } catch (e) {
+      throw new ConfigError('ATTESTATION_OPTIONS_INVALID', `gateway config ${values.config} is not JSON`, { cause: e })
+    }
+    const config = parseGatewayConfig(applyGatewayEnv(configDoc, {}))
+
+    const releaseChoices = [values.release !== undefined, values['release-hash'] !== undefined, values.unreleased === true].filter(Boolean).length
+    if (releaseChoices !== 1) usage('give exactly one of --release DIR, --release-hash HEX, --unreleased')
+    let releaseHash: Uint8Array
+    let releaseProvenance: Record<string, unknown>
+    if (values.release !== undefined) {
+      const v = await verifyReleaseDirectory(values.release)
+      releaseHash = v.releaseHash
+      releaseProvenance = { source: 'release directory (every file re-hashed)', name: v.manifest.name, version: v.manifest.packageVersion, external: v.manifest.external, files: v.manifest.files }
+    } else if (values['release-hash'] !== undefined) {
+      if (!/^[0-9a-f]{96}$/.test(values['release-hash'])) usage('--release-hash must be 96 lower-case hex digits (SHA-384 of release.json)')
+      releaseHash = new Uint8Array(Buffer.from(values['release-hash'], 'hex'))
+      releaseProvenance = { source: 'release hash given on the command line' }
+    } else {
+      releaseHash = UNRELEASED_RELEASE_HASH.slice()
+      releaseProvenance = { source: 'unreleased source tree (dev TEE only)' }
+    }
+
+    let reference: Reference
+    if (values.reference === undefined || values.reference === 'dev') {
+      if (values.reference === undefined && (config.enclave as { tee?: unknown } | null)?.tee !== 'dev') usage('--reference is required for a real TD: the evidence bundle of a trusted reference boot')
+      reference = devReference()
+    } else {
+      const bytes = await readInput(values.reference, 'reference evidence')
+      reference = referenceFromEvidence(JSON.parse(Buffer.from(bytes).toString('utf8')))
+      reference = { ...reference, provenance: { ...reference.provenance, file: basename(values.reference), sha256: sha256(bytes) } }
+    }
+
+    let trustRoot: 'intel' | { dev: string } = 'intel'
+    if (values['dev-root'] !== undefined) trustRoot = { dev: certificateFingerprint(await readCertificate(values['dev-root'], 'dev root')) }
+    else if (reference.kind === 'dev') usage('--reference dev measures a development TEE: give --dev-root (the PEM its gateway wrote) so the policy names that root')
+
+    let gpu: GpuPolicyDocument | undefined
+    if (values['gpu-policy'] !== undefined) {
+      gpu = (await readJson(values['gpu-policy'], 'GPU policy')) as GpuPolicyDocument
+      parseGpuPolicy(gpu)
+    }
+
+    let compose
+    if (values.compose !== undefined) {
+      const digests = values['image-digests'] === undefined ? {} : ((await readJson(values['image-digests'], 'image digests')) as Record<string, string>)
+      if (typeof digests !== 'object' || digests === null || Array.isArray(digests)) usage('--image-digests must be a JSON object of image name → "sha256:..." (the digests the compose must pin)')
+      compose = { fileName: basename(values.compose), bytes: await readInput(values.compose, 'compose file'), imageDigests: digests }
+    } else if (values['image-digests'] !== undefined) usage('--image-digests needs --compose')
+
+    const m = computeMeasurement({
+      config,
+      configProvenance: { file: basename(values.config!), sha256: sha256(configBytes), environment: 'not applied (CGW_* overrides change the measurement)' },
+      releaseHash,
+      releaseProvenance,
+      reference,
+      ...(compose ? { compose } : {}),
+      trustRoot,
+      ...(gpu ? { gpu } : {}),
+    })
+    if (values['policy-out']) await writeFile(values['policy-out'], render(m.policy))
+    if (values['workload-ids-out']) await writeFile(values['workload-ids-out'], render({ workloadIds: m.workloadIds, description: m.policy.description }))
+    io.out(render(m))
+    return EXIT.OK
+  } catch (e) {
+    if (e instanceof GatewayConfigError) {
+      io.err(`cgw measure: ${e.shortMessage}\n`)
+      return EXIT.USAGE
+    }
+    // Release problems are the caller's input, not a bug.
+    const f = failureOf(e instanceof ReleaseError ? new ConfigError('ATTESTATION_OPTIONS_INVALID', e.shortMessage, { cause: e, details: { code: e.code, ...e.details } }) : e)
+    io.err(`cgw measure: ${f.error.code}: ${f.error.message}\n${f.exitCode === EXIT.USAGE ? USAGE : ''}`)
+    if (e instanceof BaseError && f.exitCode === EXIT.INTERNAL) return EXIT.USAGE
+    return f.exitCode
+  }
+}

@@ -1,0 +1,276 @@
+/**
+ * What a deployment's TDX measurements will be, computed from what a
+ * consumer can hold: the release (rebuilt from source), the gateway config,
+ * the compose file, and a trusted reference boot of the same CVM image.
+ *
+ * Who sets which register (deploy/README.md "Measurements"):
+ *   MRTD, RTMR0        firmware (TDVF image, its configuration)     → reference boot
+ *   RTMR1, RTMR2       bootloader, kernel, command line, initrd     → reference boot (CCEL replayed, per event)
+ *   MRCONFIGID/OWNER*  set by the host at TD creation (dstack: zero) → reference boot
+ *   RTMR3              userspace runtime events, in order:
+ *                        dstack's own (app-id, compose-hash, ...)  → reference boot, compose-hash recomputed
+ *                        cgw-release, cgw-config                   → computed here
+ *
+ * The result: the expected registers, the registry's workload id
+ * (attestation/workload.ts) and a policy document `parsePolicy` accepts
+ * (every measurement pinned; the runtime events required), with provenance.
+ * Pure: bytes and parsed documents in, a document out.
+ */
+import { createHash } from 'node:crypto'
+import { parse as parseYaml } from 'yaml'
+import { ConfigError } from '../../attestation/errors.ts'
+import { hex } from '../../attestation/bytes/hex.ts'
+import { parseCcelTable } from '../../attestation/eventlog/ccel.ts'
+import { eventTypeName, parseEventLog } from '../../attestation/eventlog/event-log.ts'
+import { replayRtmrs, verifyRtmrs } from '../../attestation/eventlog/replay.ts'
+import { TPM_ALG_SHA384 } from '../../attestation/eventlog/event-log.ts'
+import {
+  createRuntimeEvent,
+  GATEWAY_CONFIG_EVENT,
+  GATEWAY_RELEASE_EVENT,
+  gatewayConfigHash,
+  gatewayStartEvents,
+  GATEWAY_CONFIG_SECRET_PATHS,
+  parseRuntimeEvents,
+  replayRuntimeEvents,
+  type RuntimeEvent,
+} from '../../attestation/eventlog/runtime-events.ts'
+import { parsePolicy, type GpuPolicyDocument, type PolicyDocument } from '../../attestation/policy/policy.ts'
+import { parseQuote } from '../../attestation/tdx/abi/quote.ts'
+import { computeWorkloadId } from '../../attestation/workload.ts'
+
+/** dstack's runtime event carrying SHA-256 of app-compose.json (dstack guest agent, RTMR3). */
+export const DSTACK_COMPOSE_HASH_EVENT = 'compose-hash'
+/** Default for the policy's collateral age: 30 days, Intel PCS's TCB info refresh period. */
+export const DEFAULT_MAX_COLLATERAL_AGE_SECONDS = 2_592_000
+
+const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
+const zero48 = (): Uint8Array => new Uint8Array(48)
+
+function invalid(what: string, details: Record<string, unknown> = {}): never {
+  throw new ConfigError('ATTESTATION_OPTIONS_INVALID', `measure: ${what}`, { details })
+}
+
+/** The registers a reference boot fixes, and the RTMR3 events that precede the gateway's. */
+export interface Reference {
+  readonly kind: 'dev' | 'evidence'
+  readonly mrTd: Uint8Array
+  readonly mrConfigId: Uint8Array
+  readonly mrOwner: Uint8Array
+  readonly mrOwnerConfig: Uint8Array
+  /** RTMR0..3 before userspace: the CCEL replay (checked against the reference quote) or zeros. */
+  readonly base: readonly Uint8Array[]
+  /** Runtime events before the gateway's own (a dstack CVM's boot events), in order. */
+  readonly priorEvents: readonly RuntimeEvent[]
+  readonly provenance: Record<string, unknown>
+}
+
+/**
+ * The dev TEE's reference: MRTD, RTMR0..2 and the config registers are zero
+ * (enclave/quote-providers/dev.ts), nothing precedes the gateway in RTMR3.
+ */
+export function devReference(): Reference {
+  return {
+    kind: 'dev',
+    mrTd: zero48(),
+    mrConfigId: zero48(),
+    mrOwner: zero48(),
+    mrOwnerConfig: zero48(),
+    base: [zero48(), zero48(), zero48(), zero48()],
+    priorEvents: [],
+    provenance: { kind: 'dev', note: 'development TEE: zero MRTD and RTMR0-2, no firmware' },
+  }
+}
+
+/**
+ * A reference from the evidence bundle of a trusted reference boot (what
+ * `GET /v1/attestation` returns). The quote's signature is not checked here
+ * (verify it with `cgw verify-quote` when capturing it); the CCEL must
+ * replay to the quote's RTMR0..2, and each of its events is listed in the
+ * provenance so a reviewer can pin them one by one.
+ */
+export function referenceFromEvidence(bundle: unknown): Reference {
+  const b = bundle as { quote?: unknown; eventLog?: { table?: unknown; data?: unknown } | null; runtimeEvents?: unknown }
+  if (typeof b !== 'object' || b === null || typeof b.quote !== 'string') invalid('the reference is not an evidence bundle (no "quote")')
+  const quoteBytes = new Uint8Array(Buffer.from(b.quote, 'base64'))
+  const quote = parseQuote(quoteBytes)
+  if (quote.body.kind === 'sgx') invalid('the reference quote is an SGX quote')
+  const r = quote.body.report
+  let base: Uint8Array[] = [zero48(), zero48(), zero48(), zero48()]
+  let ccelEvents: Record<string, unknown>[] = []
+  if (b.eventLog) {
+    if (typeof b.eventLog.table !== 'string' || typeof b.eventLog.data !== 'string') invalid('reference eventLog must hold base64 table and data')
+    parseCcelTable(new Uint8Array(Buffer.from(b.eventLog.table, 'base64')))
+    const events = parseEventLog(new Uint8Array(Buffer.from(b.eventLog.data, 'base64'))).events
+    const pinned = verifyRtmrs(events, r.rtmrs, { rtmrs: [0, 1, 2] })
+    base = replayRtmrs(events)
+    ccelEvents = pinned.map((e) => ({ rtmr: e.rtmr, index: e.index, type: eventTypeName(e.eventType) ?? `0x${e.eventType.toString(16)}`, digest: hex(e.digests.get(TPM_ALG_SHA384)!) }))
+  }
+  const runtime = b.runtimeEvents === undefined ? [] : parseRuntimeEvents(b.runtimeEvents)
+  const firstOwn = runtime.findIndex((e) => e.event === GATEWAY_RELEASE_EVENT || e.event === GATEWAY_CONFIG_EVENT)
+  const priorEvents = firstOwn < 0 ? runtime : runtime.slice(0, firstOwn)
+  return {
+    kind: 'evidence',
+    mrTd: r.mrTd,
+    mrConfigId: r.mrConfigId,
+    mrOwner: r.mrOwner,
+    mrOwnerConfig: r.mrOwnerConfig,
+    base,
+    priorEvents,
+    provenance: { kind: 'evidence', quoteSha256: sha256(quoteBytes), ccelEvents, priorRuntimeEvents: priorEvents.map((e) => e.event) },
+  }
+}
+
+/** One service image of a compose file and the digest that pins it. */
+export interface PinnedImage {
+  readonly service: string
+  readonly image: string
+  readonly digest: string
+}
+
+/**
+ * The images of a docker compose document, each pinned by digest
+ * (`name@sha256:...`): a tag can point at other code tomorrow and the
+ * compose hash would not notice, so a tag is refused, and so is an
+ * all-zero placeholder digest (deploy/ ships those until the provider
+ * fills in the images it built). `expectedDigests` (image name → digest,
+ * e.g. from rebuilding the gateway image) must agree where it names an image.
+ */
+export function pinComposeImages(composeYaml: string, expectedDigests: Readonly<Record<string, string>> = {}): PinnedImage[] {
+  const doc = parseYaml(composeYaml) as { services?: Record<string, { image?: unknown }> } | null
+  if (typeof doc !== 'object' || doc === null || typeof doc.services !== 'object' || doc.services === null) invalid('the compose file has no services')
+  return Object.entries(doc.services)
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+    .map(([service, s]) => {
+      if (typeof s?.image !== 'string') invalid(`service ${service} has no image`, { service })
+      const at = s.image.match(/^(.+)@(sha256:[0-9a-f]{64})$/)
+      if (!at) invalid(`service ${service}: image ${s.image} is not pinned by digest (write name@sha256:...)`, { service, image: s.image })
+      const [, image, digest] = at as [string, string, string]
+      if (/^sha256:0{64}$/.test(digest)) invalid(`service ${service}: image ${image} still has the placeholder digest`, { service, image })
+      const expected = expectedDigests[image]
+      if (expected !== undefined && expected !== digest) invalid(`service ${service}: image ${image} is pinned to ${digest}, not the expected ${expected}`, { service, image, expected, actual: digest })
+      return { service, image, digest }
+    })
+}
+
+/** A compose deployment: dstack's app-compose.json (its SHA-256 is the compose-hash event payload). */
+export interface ComposeInput {
+  readonly fileName: string
+  readonly bytes: Uint8Array
+  /** Image name → the digest it must be pinned to (`--image-digests`). */
+  readonly imageDigests?: Readonly<Record<string, string>>
+}
+
+function composeSection(c: ComposeInput): { readonly event: RuntimeEvent; readonly provenance: Record<string, unknown> } {
+  let app: { docker_compose_file?: unknown }
+  try {
+    app = JSON.parse(Buffer.from(c.bytes).toString('utf8'))
+  } catch {
+    return invalid(`${c.fileName} is not JSON (expected a dstack app-compose.json)`)
+  }
+  if (typeof app?.docker_compose_file !== 'string') invalid(`${c.fileName} has no docker_compose_file`)
+  const images = pinComposeImages(app.docker_compose_file, c.imageDigests)
+  const digest = createHash('sha256').update(c.bytes).digest()
+  return {
+    event: createRuntimeEvent(3, DSTACK_COMPOSE_HASH_EVENT, new Uint8Array(digest)),
+    provenance: { file: c.fileName, composeHash: digest.toString('hex'), images },
+  }
+}
+
+export interface MeasureInput {
+  /** The gateway config as checked (gateway/config.ts parseGatewayConfig, no environment applied). */
+  readonly config: unknown
+  readonly configProvenance: Record<string, unknown>
+  readonly releaseHash: Uint8Array
+  readonly releaseProvenance: Record<string, unknown>
+  readonly reference: Reference
+  readonly compose?: ComposeInput
+  readonly trustRoot: 'intel' | { readonly dev: string }
+  /** The policy's `gpu` section; default the config's gpuReadyState policy, or `{ required: false }` without a GPU. */
+  readonly gpu?: GpuPolicyDocument
+}
+
+export interface Measurement {
+  readonly version: 1
+  readonly expected: Record<'mrTd' | 'mrConfigId' | 'mrOwner' | 'mrOwnerConfig' | 'rtmr0' | 'rtmr1' | 'rtmr2' | 'rtmr3', string>
+  /** The gateway's start events (and compose-hash for dstack), as the evidence bundle carries them. */
+  readonly runtimeEvents: readonly RuntimeEvent[]
+  /** The registry's workload allow-list entries (attestation/workload.ts). */
+  readonly workloadIds: readonly `0x${string}`[]
+  readonly provenance: Record<string, unknown>
+  /** A policy document (`parsePolicy` accepts it) with a description naming workload, release and config. */
+  readonly policy: PolicyDocument & { readonly description: string }
+}
+
+function gpuSection(input: MeasureInput): GpuPolicyDocument {
+  if (input.gpu) return input.gpu
+  const enclave = (input.config as { enclave?: { gpu?: unknown; gpuReadyState?: { policy?: unknown } } | null }).enclave
+  const kind = enclave?.gpu ?? 'none'
+  if (kind === 'none') return { required: false }
+  if (enclave?.gpuReadyState?.policy) return enclave.gpuReadyState.policy as GpuPolicyDocument
+  return invalid('the config uses a GPU: give --gpu-policy (or enclave.gpuReadyState.policy) so the policy pins it')
+}
+
+/** Compute the measurement document (see the module header). */
+export function computeMeasurement(input: MeasureInput): Measurement {
+  const ref = input.reference
+  const configHash = gatewayConfigHash(input.config)
+  const own = gatewayStartEvents({ releaseHash: input.releaseHash, configHash })
+  const compose = input.compose ? composeSection(input.compose) : undefined
+  // A dstack reference boot logged its own compose-hash: this deployment's replaces it.
+  const prior = ref.priorEvents.map((e) => (compose && e.event === DSTACK_COMPOSE_HASH_EVENT ? compose.event : e))
+  const rtmrs = replayRuntimeEvents([...prior, ...own], ref.base)
+  const expected = {
+    mrTd: hex(ref.mrTd),
+    mrConfigId: hex(ref.mrConfigId),
+    mrOwner: hex(ref.mrOwner),
+    mrOwnerConfig: hex(ref.mrOwnerConfig),
+    rtmr0: hex(rtmrs[0]!),
+    rtmr1: hex(rtmrs[1]!),
+    rtmr2: hex(rtmrs[2]!),
+    rtmr3: hex(rtmrs[3]!),
+  }
+  const workloadId = computeWorkloadId({ mrTd: ref.mrTd, mrConfigId: ref.mrConfigId, mrOwner: ref.mrOwner, mrOwnerConfig: ref.mrOwnerConfig, rtmrs: [rtmrs[0]!, rtmrs[1]!, rtmrs[2]!, rtmrs[3]!] })
+  const required = [...(compose ? [compose.event] : []), ...own]
+  const policy: PolicyDocument & { description: string } = {
+    version: 1,
+    description: `cgw measure: workload ${workloadId}; release ${hex(input.releaseHash)}; config ${hex(configHash)}`,
+    trustRoot: input.trustRoot === 'intel' ? 'intel' : { dev: input.trustRoot.dev },
+    tdx: {
+      acceptedTcbStatuses: ['UpToDate'],
+      allowedAdvisories: [],
+      maxCollateralAgeSeconds: DEFAULT_MAX_COLLATERAL_AGE_SECONDS,
+      mrTd: [expected.mrTd],
+      rtmr0: [expected.rtmr0],
+      rtmr1: [expected.rtmr1],
+      rtmr2: [expected.rtmr2],
+      rtmr3: [expected.rtmr3],
+      mrConfigId: [expected.mrConfigId],
+      mrOwner: [expected.mrOwner],
+      mrOwnerConfig: [expected.mrOwnerConfig],
+      requiredEvents: required.map((e) => ({ rtmr: 3, digest: e.digest, description: `${e.event} ${e.payload}` })),
+    },
+    gpu: gpuSection(input),
+  }
+  parsePolicy(policy) // what we emit must be what `cgw verify` accepts
+  return {
+    version: 1,
+    expected,
+    runtimeEvents: [...(compose ? [compose.event] : []), ...own],
+    workloadIds: [workloadId],
+    provenance: {
+      tool: 'cgw measure',
+      release: { ...input.releaseProvenance, releaseHash: hex(input.releaseHash) },
+      config: { ...input.configProvenance, configHash: hex(configHash), secretsRemoved: GATEWAY_CONFIG_SECRET_PATHS.map((p) => p.join('.')) },
+      ...(compose ? { compose: compose.provenance } : {}),
+      reference: ref.provenance,
+      registers: {
+        firmware: ['mrTd', 'rtmr0'],
+        kernel: ['rtmr1', 'rtmr2'],
+        host: ['mrConfigId', 'mrOwner', 'mrOwnerConfig'],
+        application: { rtmr3: [...prior.map((e) => e.event), ...own.map((e) => e.event)] },
+      },
+    },
+    policy,
+  }
+}
