@@ -9,7 +9,7 @@
  *
  *     bindingHash = keccak256(abi.encode(
  *         bytes32 domain,           // keccak256("confidential-gateway/report-data/v1")
- *         uint256 mode,             // 1 = client nonce, 2 = on-chain registration
+ *         uint256 mode,             // 1 = client nonce, 3 = on-chain registration
  *         bytes32 keyConfigHash,    // keccak256(RFC 9458 key config bytes)
  *         address signingAddress,   // the epoch's secp256k1 receipt key
  *         bytes32 gpuEvidenceHash,  // hashGpuEvidence(all GPUs' evidence and chains)
@@ -17,7 +17,11 @@
  *         uint64  epoch,
  *         bytes32 freshness,        // the nonce, or the recent block hash
  *         uint256 chainId,          // 0 in nonce mode
- *         address registry))        // 0 in nonce mode
+ *         address registry,         // 0 in nonce mode
+ *         bytes32 modelHash,        // registration only: keccak256(UTF-8 model name)
+ *         bytes32 urlHash))         // registration only: keccak256(UTF-8 gateway URL)
+ *
+ * Nonce mode hashes the first ten words, registration mode all twelve.
  *
  * Why this shape: keccak256 over `abi.encode` is what the EVM computes
  * natively, so the registry recomputes the binding for a few hundred gas;
@@ -25,6 +29,16 @@
  * registration (and the other way round); the freshness value is repeated in
  * clear in the upper half so a verifier sees which nonce or block a quote
  * answers without guessing. Computing and comparing are separate functions.
+ *
+ * Why model and URL are bound in registration mode: the registry records
+ * both for discovery, and a registration transaction is public. Unbound,
+ * anyone could resend an enclave's quote with their own URL (redirecting
+ * clients who discover gateways on-chain) or another model sharing the
+ * workload id. Mode 2 was the registration binding without them; it is
+ * retired, and the new layout took a new mode number so that no quote made
+ * for the old layout can be read under the new one. Nonce mode is unchanged:
+ * there the client already chose the gateway it talks to, and each signed
+ * receipt names the model that answered.
  */
 import { keccak_256 } from '@noble/hashes/sha3.js'
 import { ConfigError, VerificationError } from './errors.ts'
@@ -32,7 +46,8 @@ import { ConfigError, VerificationError } from './errors.ts'
 /** keccak256("confidential-gateway/report-data/v1"). */
 export const BINDING_DOMAIN = keccak_256(new TextEncoder().encode('confidential-gateway/report-data/v1'))
 export const BINDING_MODE_NONCE = 1n
-export const BINDING_MODE_REGISTRATION = 2n
+/** 3, not 2: mode 2 was the retired registration layout without model and URL (see the header). */
+export const BINDING_MODE_REGISTRATION = 3n
 
 export type Hex = `0x${string}`
 
@@ -61,6 +76,10 @@ export interface RegistrationBinding extends BindingCommon {
   readonly blockHash: Uint8Array
   readonly chainId: bigint
   readonly registry: Hex
+  /** The model served, as registered on-chain (AttestationRegistry EnclaveData.model). */
+  readonly model: string
+  /** The gateway's public base URL, as registered on-chain (EnclaveData.url). */
+  readonly url: string
 }
 
 export type BindingInput = NonceBinding | RegistrationBinding
@@ -90,6 +109,12 @@ function uint(v: bigint, bits: number, field: string): Uint8Array {
     x >>= 8n
   }
   return word
+}
+
+/** keccak256 of a string's UTF-8 bytes: Solidity's keccak256(bytes(s)) for an ABI-encoded string. */
+function stringHash(v: string, field: string): Uint8Array {
+  if (typeof v !== 'string') bad(field, 'expected a string')
+  return keccak_256(new TextEncoder().encode(v))
 }
 
 /** keccak256 of the key config, as the registry stores it. */
@@ -145,6 +170,7 @@ export function computeReportData(input: BindingInput): Uint8Array {
     registration ? uint(input.chainId, 256, 'chainId') : new Uint8Array(32),
     registration ? address(input.registry, 'registry') : new Uint8Array(32),
   ]
+  if (registration) words.push(stringHash(input.model, 'model'), stringHash(input.url, 'url'))
   const h = keccak_256.create()
   for (const w of words) h.update(w)
   const out = new Uint8Array(64)

@@ -18,10 +18,10 @@ export const SOURCES_DIR = join(CONTRACTS_DIR, 'src')
 export const ARTIFACTS_DIR = join(CONTRACTS_DIR, 'artifacts')
 /**
  * Contracts with artifacts. deploy/contracts deploys PcsCollateral and
- * AttestationRegistry; PcsCollateral creates CollateralJsonParser itself (its
- * ABI is kept for the errors it raises).
+ * AttestationRegistry; PcsCollateral creates CollateralJsonParser and
+ * CertificateParser itself (their ABIs are kept for the errors they raise).
  */
-export const DEPLOYABLE = ['PcsCollateral', 'AttestationRegistry', 'CollateralJsonParser'] as const
+export const DEPLOYABLE = ['PcsCollateral', 'AttestationRegistry', 'CollateralJsonParser', 'CertificateParser'] as const
 export type Deployable = (typeof DEPLOYABLE)[number]
 
 /**

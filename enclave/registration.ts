@@ -6,7 +6,9 @@
  * Same order as nonce-mode evidence (enclave/evidence.ts): the GPU evidence
  * is collected first, answering the block hash as its nonce, because its
  * hash goes into REPORTDATA (attestation/binding.ts, mode "registration");
- * the quote comes second and covers it. The log public key is bound as
+ * the quote comes second and covers it. The model and URL the registry
+ * records are bound too, so nobody resending the quote can change where
+ * clients discovering this enclave are sent. The log public key is bound as
  * keccak256(logPublicKey), which is also the enclave's on-chain id, so only
  * this TD can replace its own record at the next epoch.
  *
@@ -127,6 +129,8 @@ export function createRegistrationEvidence(options: RegistrationEvidenceOptions)
         gpuEvidenceHash,
         logPublicKey: logKey,
         epoch: epoch.number,
+        model,
+        url,
       })
     } catch (e) {
       throw unavailable('binding', 'binding', e)

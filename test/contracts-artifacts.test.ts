@@ -1,8 +1,9 @@
 /**
  * The committed contract artifacts (contracts/artifacts/*.ts) are what the
  * sources compile to: one solc-js compilation per run, compared byte for
- * byte with the committed files; deployed sizes stay under EIP-170; and the
- * error registry covers every custom error of the ABIs.
+ * byte with the committed files; deployed sizes stay under EIP-170 and
+ * creation code under EIP-3860; and the error registry covers every custom
+ * error of the ABIs.
  */
 import t from 'tap'
 import { readFileSync } from 'node:fs'
@@ -16,6 +17,9 @@ t.test('committed artifacts are current', async (t) => {
     const committed = readFileSync(join(ARTIFACTS_DIR, artifactFileName(name)), 'utf8')
     t.equal(committed, artifactSource(name, compiled[name]), `${name}: run npm run build:contracts`)
     t.ok(compiled[name].deployedSize <= 24_576, `${name} fits EIP-170 (${compiled[name].deployedSize} bytes)`)
+    // PcsCollateral's creation code carries both parsers' creation code: EIP-3860 caps it at 48 KiB.
+    const initcodeSize = (compiled[name].bytecode.length - 2) / 2
+    t.ok(initcodeSize <= 49_152, `${name} creation code fits EIP-3860 (${initcodeSize} bytes)`)
   }
 })
 

@@ -5,24 +5,50 @@
  * TD, expired collateral, revoked PCK — each by its typed code; epoch
  * replacement, invalidation, receipts (enclave/receipts.ts signReceipt) and
  * checkpoint anchors; the Solidity binding against the frozen vectors; dev
- * versus production roots; governance.
+ * versus production roots; governance. Also the review findings: model and
+ * URL bound against front-running, equal-epoch renewals identical or
+ * refused, an expired record's signer free for another enclave, records of
+ * a delisted workload invalidated, and the EnclaveEnded / CheckpointAnchored
+ * watchers.
  */
 import t from 'tap'
+import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { keccak256, toHex, type Address, type Hex } from 'viem'
 import { hashGpuEvidence, hashKeyConfig } from '../attestation/binding.ts'
 import { signDevCollateral, DEV_FMSPC } from '../attestation/dev/index.ts'
 import { receiptDomain, signReceipt, type ReceiptFields } from '../enclave/receipts.ts'
 import { createSigningKey } from '../enclave/keys.ts'
+import { createEpochManager } from '../enclave/epochs.ts'
 import { checkpointAnchorDigest, logIdOf } from '../contracts/client/checkpoint-anchor.ts'
 import { collateralSubmission } from '../contracts/client/collateral.ts'
 import { attestationRegistryAbi } from '../contracts/artifacts/attestation-registry.ts'
 import { pcsCollateralAbi, pcsCollateralBytecode } from '../contracts/artifacts/pcs-collateral.ts'
 import { deployRegistry } from '../contracts/client/deploy.ts'
-import { devRegistry, EPOCH_LENGTH_MS, GATEWAY_URL, MEASUREMENTS, MODEL, workloadIdOf } from './helpers/dev-registry.ts'
+import { createRegistryWriter, type EnclaveEndedEvent } from '../contracts/client/registry.ts'
+import type { CheckpointAnchor } from '../contracts/registry-types.ts'
+import { devRegistry, EPOCH_LENGTH_MS, fakeOhttpKey, GATEWAY_URL, MEASUREMENTS, MODEL, workloadIdOf, type DevRegistry } from './helpers/dev-registry.ts'
 import { INTEL_SGX_ROOT_CA } from '../attestation/roots/trust-root.ts'
 
 const code = (c: string) => ({ code: c })
+
+/** A writer sending from another anvil account: "anyone". */
+const stranger = (f: DevRegistry, account: number) =>
+  createRegistryWriter({ publicClient: f.anvil.publicClient, walletClient: f.anvil.walletClients[account]!, address: f.registry.address, allowDevelopment: true })
+
+/** Resolve once `list` holds `n` items (watchers poll every 50 ms on the test client). */
+function waitFor<T>(list: T[], n: number): Promise<void> {
+  return new Promise((resolve) => {
+    const check = () => (list.length >= n ? resolve() : setTimeout(check, 10))
+    check()
+  })
+}
+
+/** Mine one block `seconds` after the latest. */
+async function advance(f: DevRegistry, seconds: bigint): Promise<void> {
+  await f.anvil.testClient.setNextBlockTimestamp({ timestamp: (await f.registry.chainTime()) + seconds })
+  await f.anvil.testClient.mine({ blocks: 1 })
+}
 
 t.test('register a dev-TEE enclave end to end, and replace it at the next epoch', async (t) => {
   const f = await devRegistry(t)
@@ -233,6 +259,12 @@ t.test('checkpoint anchors: signed by the live signer, monotonic, forks detected
   const sign = async (size: bigint, root: Hex, k = key) => k.signDigest(Buffer.from(checkpointAnchorDigest({ logId, size, root }, domain).slice(2), 'hex'))
   const rootA = keccak256('0x0a')
   const rootB = keccak256('0x0b')
+  const fromBlock = (await f.anvil.publicClient.getBlockNumber()) + 1n
+  const watched: CheckpointAnchor[] = []
+  const watchErrors: unknown[] = []
+  t.teardown(f.registry.watchCheckpointAnchors((a) => watched.push(a), (e) => watchErrors.push(e), { fromBlock, logId }))
+  const otherLog: CheckpointAnchor[] = []
+  t.teardown(f.registry.watchCheckpointAnchors((a) => otherLog.push(a), undefined, { fromBlock, logId: keccak256('0x01') }))
 
   const a1 = await f.registry.anchorCheckpoint(logId, 10n, rootA, await sign(10n, rootA))
   t.equal(a1.anchored, true)
@@ -253,6 +285,10 @@ t.test('checkpoint anchors: signed by the live signer, monotonic, forks detected
       [20n, rootB],
     ],
   )
+  await waitFor(watched, 2)
+  t.same(watched, anchors, 'watchCheckpointAnchors saw the same anchors as the history, the fork not among them')
+  t.same(otherLog, [], 'a watch of another log sees nothing')
+  t.same(watchErrors, [])
 })
 
 t.test('the Solidity binding reproduces the frozen binding vectors', async (t) => {
@@ -271,8 +307,8 @@ t.test('the Solidity binding reproduces the frozen binding vectors', async (t) =
     gpuEvidenceHash: toHex(gpuEvidenceHash),
     epoch: BigInt(V.common.epoch),
     blockNumber: 0n,
-    model: '',
-    url: '',
+    model: V.registration.model as string,
+    url: V.registration.url as string,
   }
   const h = await f.anvil.publicClient.readContract({
     address: at,
@@ -281,6 +317,107 @@ t.test('the Solidity binding reproduces the frozen binding vectors', async (t) =
     args: [data, toHex(b(V.registration.blockHash)), keccak256(b(V.common.logPublicKey))],
   })
   t.equal(h, `0x${V.registration.reportData.slice(0, 64)}`)
+  // Model and URL are bound: either changed, another hash.
+  for (const changed of [{ ...data, model: 'other-model' }, { ...data, url: 'https://attacker.example' }]) {
+    const other = await f.anvil.publicClient.readContract({
+      address: at,
+      abi: attestationRegistryAbi,
+      functionName: 'bindingHash',
+      args: [changed, toHex(b(V.registration.blockHash)), keccak256(b(V.common.logPublicKey))],
+    })
+    t.not(other, h)
+  }
+})
+
+t.test('a front-runner cannot re-point a registration; equal-epoch renewals must be identical', async (t) => {
+  const f = await devRegistry(t)
+  // The same workload is allowed for a second model: the binding, not the allow-list, must stop a model swap.
+  await f.registry.setWorkload('other-model', workloadIdOf(MEASUREMENTS), true)
+  const { submission } = await f.freshSubmission()
+  const thief = await stranger(f, 3)
+  await t.rejects(thief.register({ ...submission, data: { ...submission.data, url: 'https://attacker.example' } }), code('REGISTRY_BINDING_MISMATCH'), 'another URL')
+  await t.rejects(thief.register({ ...submission, data: { ...submission.data, model: 'other-model' } }), code('REGISTRY_BINDING_MISMATCH'), 'another model')
+  // Resent unchanged, the quote registers exactly what the enclave asked for.
+  const reg = await thief.register(submission)
+  const record = await f.registry.enclave(reg.enclaveId)
+  t.equal(record!.url, GATEWAY_URL)
+  t.equal(record!.model, MODEL)
+  t.same(await f.registry.enclavesForModel('other-model'), [])
+
+  // Renewal at the same epoch (the worker does it before expiry): identical, so accepted.
+  const renewal = await f.freshSubmission()
+  t.equal(renewal.submission.data.epoch, submission.data.epoch)
+  await f.registry.register(renewal.submission)
+  t.equal((await f.registry.enclave(reg.enclaveId))!.signingAddress, submission.data.signingAddress)
+
+  // Same log key and epoch, properly bound, but another URL: not a renewal.
+  const moved = await f.freshSubmission({ source: f.evidenceWith(MEASUREMENTS, { url: 'https://moved.example' }) })
+  await t.rejects(f.registry.register(moved.submission), code('REGISTRY_EPOCH_CONFLICT'), 'another URL at the same epoch')
+  // Same log key and epoch number with other keys (what a second process holding the log key would make).
+  const twinEpochs = await createEpochManager({ epochLengthMs: EPOCH_LENGTH_MS, graceMs: 60_000, now: () => f.clock, newOhttpKey: fakeOhttpKey, autoRotate: false })
+  t.teardown(() => twinEpochs.close())
+  t.equal(twinEpochs.current().number, f.epochs.current().number)
+  const twin = await f.freshSubmission({ source: f.evidenceWith(MEASUREMENTS, { epochs: twinEpochs }) })
+  await t.rejects(f.registry.register(twin.submission), code('REGISTRY_EPOCH_CONFLICT'), 'other keys at the same epoch')
+  const after = await f.registry.enclave(reg.enclaveId)
+  t.equal(after!.url, GATEWAY_URL)
+  t.equal(after!.signingAddress, submission.data.signingAddress)
+})
+
+t.test("an expired record's signer is free for another enclave", async (t) => {
+  const f = await devRegistry(t)
+  await f.registry.setRegistrationTtl(600n)
+  const first = await f.registry.register((await f.freshSubmission()).submission)
+  const signer = f.epochs.current().signingKey.address
+  // A second enclave (its own log key) presenting the same signing address.
+  const second = f.evidenceWith(MEASUREMENTS, { logPublicKey: new Uint8Array(randomBytes(32)) })
+  await t.rejects(f.registry.register((await f.freshSubmission({ source: second })).submission), code('REGISTRY_SIGNER_IN_USE'), 'not while the holder is live')
+
+  const fromBlock = (await f.anvil.publicClient.getBlockNumber()) + 1n
+  const ended: EnclaveEndedEvent[] = []
+  t.teardown(f.registry.watchEndings((e) => ended.push(e), undefined, { fromBlock }))
+  await advance(f, 601n)
+  const taken = await f.registry.register((await f.freshSubmission({ source: second })).submission)
+  t.not(taken.enclaveId, first.enclaveId)
+  t.equal(await f.registry.storedRecord(first.enclaveId), null, 'the expired holder was ended, not left half-owning the signer')
+  t.equal((await f.registry.enclaveBySigner(signer))!.enclaveId, taken.enclaveId)
+  await waitFor(ended, 1)
+  t.same(
+    ended.map((e) => [e.enclaveId, e.signingAddress, e.reason]),
+    [[first.enclaveId, signer, 'expired']],
+  )
+  const history = await f.registry.registrationsOf(signer)
+  t.same(
+    history.map((h) => [h.enclaveId, h.endedAt !== null]),
+    [
+      [first.enclaveId, true],
+      [taken.enclaveId, false],
+    ],
+  )
+})
+
+t.test('invalidate ends a record whose workload the owner took off the allow-list', async (t) => {
+  const f = await devRegistry(t)
+  const reg = await f.registry.register((await f.freshSubmission()).submission)
+  const fromBlock = (await f.anvil.publicClient.getBlockNumber()) + 1n
+  const ended: EnclaveEndedEvent[] = []
+  const errors: unknown[] = []
+  t.teardown(f.registry.watchEndings((e) => ended.push(e), (e) => errors.push(e), { fromBlock }))
+  const anyone = await stranger(f, 2)
+  await t.rejects(anyone.invalidate(reg.enclaveId), code('REGISTRY_STILL_VALID'))
+  await f.registry.setWorkload(MODEL, workloadIdOf(MEASUREMENTS), false)
+  await anyone.invalidate(reg.enclaveId)
+  t.equal(await f.registry.enclave(reg.enclaveId), null, 'invalidated')
+  const fields: ReceiptFields = { requestHash: keccak256('0x01'), responseHash: keccak256('0x02'), model: MODEL, epoch: 1n, time: 1n, logIndex: 1n }
+  const sig = await signReceipt(f.epochs.current().signingKey, fields, receiptDomain({ chainId: f.registry.chainId, registry: f.registry.address }))
+  await t.rejects(f.registry.verifyReceipt(fields, sig), code('REGISTRY_SIGNER_NOT_REGISTERED'), 'its receipts no longer verify')
+  await waitFor(ended, 1)
+  t.same(
+    ended.map((e) => [e.enclaveId, e.epoch, e.reason]),
+    [[reg.enclaveId, f.epochs.current().number, 'workload-removed']],
+  )
+  t.same(errors, [])
+  await t.rejects(f.registry.register((await f.freshSubmission()).submission), code('REGISTRY_WORKLOAD_NOT_ALLOWED'))
 })
 
 t.test('dev and production roots never mix', async (t) => {

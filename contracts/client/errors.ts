@@ -9,6 +9,7 @@
 import { BaseError as ViemBaseError, ContractFunctionRevertedError, decodeErrorResult, type Hex } from 'viem'
 import { BaseError, type BaseErrorOptions } from '../../attestation/errors.ts'
 import { attestationRegistryAbi } from '../artifacts/attestation-registry.ts'
+import { certificateParserAbi } from '../artifacts/certificate-parser.ts'
 import { collateralJsonParserAbi } from '../artifacts/collateral-json-parser.ts'
 import { pcsCollateralAbi } from '../artifacts/pcs-collateral.ts'
 
@@ -17,6 +18,7 @@ export const REGISTRY_CONTRACT_ERRORS = {
   DerMalformed: 'REGISTRY_DER_MALFORMED',
   UnsupportedAlgorithm: 'REGISTRY_UNSUPPORTED_ALGORITHM',
   SgxExtensionInvalid: 'REGISTRY_SGX_EXTENSION_INVALID',
+  CriticalExtensionUnknown: 'REGISTRY_CRITICAL_EXTENSION_UNKNOWN',
   JsonMalformed: 'REGISTRY_COLLATERAL_MALFORMED',
   DateMalformed: 'REGISTRY_DATE_MALFORMED',
   QuoteMalformed: 'REGISTRY_QUOTE_MALFORMED',
@@ -47,6 +49,7 @@ export const REGISTRY_CONTRACT_ERRORS = {
   DebugTd: 'REGISTRY_DEBUG_TD',
   TcbStatusNotAccepted: 'REGISTRY_TCB_STATUS_NOT_ACCEPTED',
   EpochRegression: 'REGISTRY_EPOCH_REGRESSION',
+  EpochConflict: 'REGISTRY_EPOCH_CONFLICT',
   SignerInUse: 'REGISTRY_SIGNER_IN_USE',
   EnclaveNotRegistered: 'REGISTRY_ENCLAVE_NOT_REGISTERED',
   EnclaveExpired: 'REGISTRY_ENCLAVE_EXPIRED',
@@ -67,6 +70,7 @@ export const REGISTRY_ERROR_CODES = {
   REGISTRY_DER_MALFORMED: 'a certificate or CRL is not well-formed DER',
   REGISTRY_UNSUPPORTED_ALGORITHM: 'a certificate or CRL is not ECDSA P-256 with SHA-256',
   REGISTRY_SGX_EXTENSION_INVALID: 'the PCK certificate SGX extension is missing or malformed',
+  REGISTRY_CRITICAL_EXTENSION_UNKNOWN: 'a certificate has a critical extension the registry does not process',
   REGISTRY_COLLATERAL_MALFORMED: 'TCB info or QE identity JSON is malformed or lacks a field',
   REGISTRY_DATE_MALFORMED: 'a date is not in the accepted form',
   REGISTRY_QUOTE_MALFORMED: 'the quote is truncated',
@@ -97,6 +101,7 @@ export const REGISTRY_ERROR_CODES = {
   REGISTRY_DEBUG_TD: 'the TD is a debug TD',
   REGISTRY_TCB_STATUS_NOT_ACCEPTED: 'the TCB status is worse than the registry minimum',
   REGISTRY_EPOCH_REGRESSION: 'the epoch is older than the live record',
+  REGISTRY_EPOCH_CONFLICT: "a registration at the record's epoch differs from it (keys, workload, model or URL)",
   REGISTRY_SIGNER_IN_USE: 'the signing address belongs to another live enclave',
   REGISTRY_ENCLAVE_NOT_REGISTERED: 'no record for this enclave',
   REGISTRY_ENCLAVE_EXPIRED: 'the record has expired',
@@ -111,6 +116,7 @@ export const REGISTRY_ERROR_CODES = {
   // client side
   REGISTRY_REVERTED: 'the transaction reverted without a known custom error',
   REGISTRY_RPC_FAILED: 'the RPC endpoint failed or could not be reached',
+  REGISTRY_EVENT_UNKNOWN: 'an event carries a value this client does not know (a newer contract)',
   REGISTRY_CONFIG_INVALID: 'the client or deployment configuration is invalid',
   REGISTRY_PRODUCTION_DEV_ROOT: 'a production deployment or client was pointed at a development root',
 } as const
@@ -124,10 +130,10 @@ export class RegistryError extends BaseError<RegistryErrorCode> {
   }
 }
 
-/** Every custom error the contracts can revert with (errors bubble up from the collateral store and its parser). */
+/** Every custom error the contracts can revert with (errors bubble up from the collateral store and its parsers). */
 export const REGISTRY_ERRORS_ABI = [
   ...new Map(
-    [...attestationRegistryAbi, ...pcsCollateralAbi, ...collateralJsonParserAbi]
+    [...attestationRegistryAbi, ...pcsCollateralAbi, ...collateralJsonParserAbi, ...certificateParserAbi]
       .filter((x) => x.type === 'error')
       .map((x) => [(x as { name: string }).name, x] as const),
   ).values(),

@@ -8,6 +8,9 @@
  * Liveness is judged by the chain's clock (the latest block's timestamp),
  * the same clock the contract uses, never the local one. History (what was
  * registered when, anchors) comes from events; current state from storage.
+ * Live events (registrations, endings, anchors) come from one eth_getLogs
+ * poller of our own per watch, never viem's watchContractEvent (see
+ * `watchEvents`).
  */
 import { decodeFunctionData, getAddress, keccak256, toBytes, toHex, zeroAddress, type Address, type Hex, type Log } from 'viem'
 import type {
@@ -51,6 +54,32 @@ function statusName(rank: number): QuoteTcbStatus {
   const s = STATUS_NAMES[rank]
   if (s === undefined) throw new RegistryError('REGISTRY_REVERTED', { details: { status: rank } })
   return s
+}
+
+/** Why a record ended (AttestationRegistry ENDED_*), by the event's reason code. */
+export const ENDED_REASONS = ['replaced', 'invalidated', 'expired', 'workload-removed'] as const
+export type EndedReason = (typeof ENDED_REASONS)[number]
+
+/** One EnclaveEnded event. */
+export interface EnclaveEndedEvent {
+  readonly enclaveId: Hex
+  readonly signingAddress: Address
+  readonly epoch: bigint
+  /** Unix seconds (block time). */
+  readonly endedAt: bigint
+  readonly reason: EndedReason
+  readonly blockNumber: bigint
+  readonly transactionHash: Hex
+}
+
+/** Options of the event watchers. */
+export interface WatchOptions {
+  /**
+   * First block to report; default the block after the head at the first
+   * poll. Set it to miss nothing sent after a known block (a test, or a
+   * follower resuming where it stopped).
+   */
+  readonly fromBlock?: bigint
 }
 
 /** Intel's advisoryIDs text as stored on-chain (`"A","B"`) → ids. */
@@ -123,7 +152,19 @@ export interface RegistryClient extends RegistryReader {
   /** The latest anchor as stored: its size and the first 24 bytes of its root (full roots are in `checkpointAnchors`). */
   latestAnchor(logId: Hex): Promise<{ size: bigint; rootPrefix: Hex } | null>
   /** Follow registrations as they happen; returns the unwatch function. */
-  watchRegistrations(onEvent: (e: RegistrationEvent & { model: string; url: string }) => void, onError?: (e: RegistryError) => void): () => void
+  watchRegistrations(
+    onEvent: (e: RegistrationEvent & { model: string; url: string }) => void,
+    onError?: (e: RegistryError) => void,
+    options?: WatchOptions,
+  ): () => void
+  /** Follow records ending (replaced, invalidated, expired, workload removed); returns the unwatch function. */
+  watchEndings(onEvent: (e: EnclaveEndedEvent) => void, onError?: (e: RegistryError) => void, options?: WatchOptions): () => void
+  /** Follow checkpoint anchors, of one log when `logId` is given; returns the unwatch function. */
+  watchCheckpointAnchors(
+    onEvent: (e: CheckpointAnchor) => void,
+    onError?: (e: RegistryError) => void,
+    options?: WatchOptions & { readonly logId?: Hex },
+  ): () => void
 }
 
 async function read<T>(p: Promise<unknown>): Promise<T> {
@@ -162,6 +203,70 @@ export async function createRegistryClient(o: RegistryClientOptions): Promise<Re
     read<(Log & { args: Record<string, unknown>; eventName: string })[]>(
       pc.getContractEvents({ address, abi: attestationRegistryAbi, eventName, args, fromBlock, toBlock: 'latest' } as never),
     )
+
+  /**
+   * Our own eth_getLogs poller rather than viem's watchContractEvent: viem
+   * uninstalls its filter before it stops polling, so an unwatch racing an
+   * RPC failure leaves its timer polling forever. Here stop is immediate:
+   * the flag is checked after every await, the timer is cleared, and no
+   * callback runs after unwatch returns. Blocks are read in order and each
+   * range once; a failed poll is reported and retried from the same block;
+   * an event that does not decode is reported and skipped, not delivered
+   * half-read.
+   */
+  const watchEvents = <E>(
+    eventName: string,
+    args: Record<string, unknown> | undefined,
+    decode: (e: Log & { args: Record<string, unknown> }) => E,
+    onEvent: (e: E) => void,
+    onError: ((e: RegistryError) => void) | undefined,
+    options: WatchOptions | undefined,
+  ): (() => void) => {
+    let active = true
+    let timer: NodeJS.Timeout | undefined
+    let next: bigint | undefined = options?.fromBlock
+    const interval = pc.pollingInterval ?? 4_000
+    const tick = async () => {
+      try {
+        const head = await read<bigint>(pc.getBlockNumber({ cacheTime: 0 }))
+        if (!active) return
+        next ??= head + 1n // from the next block on, as a watcher does
+        if (head >= next) {
+          const batch = await read<(Log & { args: Record<string, unknown> })[]>(
+            pc.getContractEvents({ address, abi: attestationRegistryAbi, eventName, ...(args ? { args } : {}), fromBlock: next, toBlock: head } as never),
+          )
+          next = head + 1n
+          for (const e of batch) {
+            if (!active) return
+            let decoded: E
+            try {
+              decoded = decode(e)
+            } catch (x) {
+              onError?.(x instanceof RegistryError ? x : registryErrorFrom(x))
+              continue
+            }
+            onEvent(decoded)
+          }
+        }
+      } catch (e) {
+        if (active) onError?.(e instanceof RegistryError ? e : registryErrorFrom(e))
+      }
+      if (active) timer = setTimeout(tick, interval)
+    }
+    void tick()
+    return () => {
+      active = false
+      clearTimeout(timer)
+    }
+  }
+  const anchorOf = (e: Log & { args: Record<string, unknown> }): CheckpointAnchor => ({
+    logId: e.args.logId as Hex,
+    size: e.args.size as bigint,
+    root: e.args.root as Hex,
+    anchoredAt: e.args.anchoredAt as bigint,
+    blockNumber: e.blockNumber!,
+    transactionHash: e.transactionHash!,
+  })
 
   const client: RegistryClient = {
     chainId,
@@ -207,14 +312,7 @@ export async function createRegistryClient(o: RegistryClientOptions): Promise<Re
     },
     async checkpointAnchors(logId) {
       const events = await logs('CheckpointAnchored', { logId })
-      return events.map((e) => ({
-        logId: e.args.logId as Hex,
-        size: e.args.size as bigint,
-        root: e.args.root as Hex,
-        anchoredAt: e.args.anchoredAt as bigint,
-        blockNumber: e.blockNumber!,
-        transactionHash: e.transactionHash!,
-      })) satisfies CheckpointAnchor[]
+      return events.map(anchorOf)
     },
     pcsAddress: () => call<Address>('pcs'),
     isDevelopment: () => call<boolean>('isDevelopment'),
@@ -257,51 +355,56 @@ export async function createRegistryClient(o: RegistryClientOptions): Promise<Re
       const [size, rootPrefix] = await call<[bigint, Hex]>('anchors', [logId])
       return /^0x0+$/.test(rootPrefix) ? null : { size, rootPrefix }
     },
-    watchRegistrations(onEvent, onError) {
-      // Our own eth_getLogs poller rather than viem's watchContractEvent: viem
-      // uninstalls its filter before it stops polling, so an unwatch racing an
-      // RPC failure leaves its timer polling forever. Here stop is immediate.
-      let active = true
-      let timer: NodeJS.Timeout | undefined
-      let next: bigint | undefined
-      const interval = pc.pollingInterval ?? 4_000
-      const tick = async () => {
-        try {
-          const head = await read<bigint>(pc.getBlockNumber({ cacheTime: 0 }))
-          if (!active) return
-          next ??= head + 1n // from the next block on, as a watcher does
-          if (head >= next) {
-            const batch = await read<(Log & { args: Record<string, unknown> })[]>(
-              pc.getContractEvents({ address, abi: attestationRegistryAbi, eventName: 'EnclaveRegistered', fromBlock: next, toBlock: head } as never),
-            )
-            next = head + 1n
-            for (const e of batch) {
-              if (!active) return
-              const a = e.args
-              onEvent({
-                enclaveId: a.enclaveId as Hex,
-                signingAddress: getAddress(a.signingAddress as Address),
-                epoch: a.epoch as bigint,
-                registeredAt: a.registeredAt as bigint,
-                expiresAt: a.expiresAt as bigint,
-                endedAt: null,
-                blockNumber: e.blockNumber!,
-                transactionHash: e.transactionHash!,
-                model: a.model as string,
-                url: a.url as string,
-              })
-            }
+    watchRegistrations(onEvent, onError, options) {
+      return watchEvents(
+        'EnclaveRegistered',
+        undefined,
+        (e) => {
+          const a = e.args
+          return {
+            enclaveId: a.enclaveId as Hex,
+            signingAddress: getAddress(a.signingAddress as Address),
+            epoch: a.epoch as bigint,
+            registeredAt: a.registeredAt as bigint,
+            expiresAt: a.expiresAt as bigint,
+            endedAt: null,
+            blockNumber: e.blockNumber!,
+            transactionHash: e.transactionHash!,
+            model: a.model as string,
+            url: a.url as string,
           }
-        } catch (e) {
-          if (active) onError?.(e instanceof RegistryError ? e : registryErrorFrom(e))
-        }
-        if (active) timer = setTimeout(tick, interval)
-      }
-      void tick()
-      return () => {
-        active = false
-        clearTimeout(timer)
-      }
+        },
+        onEvent,
+        onError,
+        options,
+      )
+    },
+    watchEndings(onEvent, onError, options) {
+      return watchEvents(
+        'EnclaveEnded',
+        undefined,
+        (e) => {
+          const a = e.args
+          const reason = ENDED_REASONS[Number(a.reason)]
+          // A reason this client does not know means a newer contract: report it rather than guess.
+          if (reason === undefined) throw new RegistryError('REGISTRY_EVENT_UNKNOWN', { details: { event: 'EnclaveEnded', reason: Number(a.reason) } })
+          return {
+            enclaveId: a.enclaveId as Hex,
+            signingAddress: getAddress(a.signingAddress as Address),
+            epoch: a.epoch as bigint,
+            endedAt: a.endedAt as bigint,
+            reason,
+            blockNumber: e.blockNumber!,
+            transactionHash: e.transactionHash!,
+          }
+        },
+        onEvent,
+        onError,
+        options,
+      )
+    },
+    watchCheckpointAnchors(onEvent, onError, options) {
+      return watchEvents('CheckpointAnchored', options?.logId !== undefined ? { logId: options.logId } : undefined, anchorOf, onEvent, onError, options)
     },
   }
   return client

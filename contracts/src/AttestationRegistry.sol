@@ -11,8 +11,8 @@ import "./lib/Errors.sol";
  *         the EIP-7951 P256VERIFY precompile, QE report binding, PCK leaf
  *         cached in PcsCollateral, TCB evaluation against on-chain TCB info,
  *         QE identity and TDX module identity), then checks REPORTDATA against
- *         the enclave's keys, this chain, this registry and a recent block
- *         hash, the workload against a per-model allow-list and the minimum
+ *         the enclave's keys, model and URL, this chain, this registry and a
+ *         recent block hash, the workload against a per-model allow-list and the minimum
  *         TCB status, and keeps one expiring record per enclave.
  * @dev Reads are cheap, writes are expensive: one write per key epoch
  *      (registration), one per log checkpoint (anchor), nothing per request
@@ -37,9 +37,10 @@ contract AttestationRegistry {
     /// @dev enclave/receipts.ts receiptDomain: name and version.
     bytes32 private constant DOMAIN_NAME_HASH = keccak256("ConfidentialGateway");
     bytes32 private constant DOMAIN_VERSION_HASH = keccak256("1");
-    /// @dev attestation/binding.ts BINDING_DOMAIN and BINDING_MODE_REGISTRATION.
+    /// @dev attestation/binding.ts BINDING_DOMAIN and BINDING_MODE_REGISTRATION (3: the layout
+    ///      that binds model and URL; mode 2, without them, is retired and never accepted).
     bytes32 public constant BINDING_DOMAIN = keccak256("confidential-gateway/report-data/v1");
-    uint256 public constant BINDING_MODE_REGISTRATION = 2;
+    uint256 public constant BINDING_MODE_REGISTRATION = 3;
     /// @dev Intel's QE vendor id 939A7233-F79C-4CA9-940A-0DB3957F0607 [TDX-QL A.3.1].
     bytes16 private constant INTEL_QE_VENDOR_ID = 0x939a7233f79c4ca9940a0db3957f0607;
     /// @dev secp256k1 n / 2: signatures with a larger s are malleable copies (EIP-2).
@@ -48,6 +49,8 @@ contract AttestationRegistry {
     uint8 public constant ENDED_REPLACED = 0;
     uint8 public constant ENDED_INVALIDATED = 1;
     uint8 public constant ENDED_EXPIRED = 2;
+    /// @notice The owner took the record's workload off its model's allow-list (`invalidate`).
+    uint8 public constant ENDED_WORKLOAD_REMOVED = 3;
 
     PcsCollateral public immutable pcs;
     uint256 private immutable cachedChainId;
@@ -356,8 +359,9 @@ contract AttestationRegistry {
         if (!workloadAllowed[modelHash][r.workloadId]) revert WorkloadNotAllowed(modelHash, r.workloadId);
         checkFreshness(data.blockNumber, r.reportDataFreshness);
         enclaveId = keccak256(abi.encodePacked(data.logPublicKey));
-        if (r.reportDataBinding != bindingHash(data, r.reportDataFreshness, enclaveId)) revert BindingMismatch();
-        store(enclaveId, data, r.workloadId, status, p.fmspc, pckCertId, keccak256(quote), validUntil, modelHash);
+        bytes32 urlHash = keccak256(bytes(data.url));
+        if (r.reportDataBinding != binding(data, r.reportDataFreshness, enclaveId, modelHash, urlHash)) revert BindingMismatch();
+        store(enclaveId, data, r.workloadId, status, p.fmspc, pckCertId, keccak256(quote), validUntil, modelHash, urlHash);
     }
 
     function checkFreshness(uint64 blockNumber, bytes32 freshness) private view {
@@ -367,7 +371,13 @@ contract AttestationRegistry {
     }
 
     /// @notice attestation/binding.ts computeReportData, mode "registration": the upper 32 bytes.
-    function bindingHash(EnclaveData calldata d, bytes32 blockHash, bytes32 logKeyHash) public view returns (bytes32) {
+    function bindingHash(EnclaveData calldata d, bytes32 blockHash, bytes32 logKeyHash) external view returns (bytes32) {
+        return binding(d, blockHash, logKeyHash, keccak256(bytes(d.model)), keccak256(bytes(d.url)));
+    }
+
+    /// @dev Model and URL are bound (as keccak256 of their UTF-8 bytes) because the record publishes
+    ///      them for discovery: a resent quote cannot point clients at another URL or model.
+    function binding(EnclaveData calldata d, bytes32 blockHash, bytes32 logKeyHash, bytes32 modelHash, bytes32 urlHash) private view returns (bytes32) {
         return
             keccak256(
                 abi.encode(
@@ -380,11 +390,23 @@ contract AttestationRegistry {
                     d.epoch,
                     blockHash,
                     block.chainid,
-                    address(this)
+                    address(this),
+                    modelHash,
+                    urlHash
                 )
             );
     }
 
+    /**
+     * @dev Equal-epoch re-registration (the worker renews before expiry) must
+     *      present the record's keys, workload, model and URL unchanged: one
+     *      process has one set of keys per epoch and one log key for life, so
+     *      anything else is not a renewal. Only tcbStatus, the GPU evidence
+     *      hash, quote and expiry may change. A live record never goes back
+     *      an epoch. A signing address held by another enclave's expired
+     *      record is free: that record is ended (ENDED_EXPIRED) first, so
+     *      enclaveIdOf always names the record whose signer it is.
+     */
     function store(
         bytes32 enclaveId,
         EnclaveData calldata data,
@@ -394,17 +416,31 @@ contract AttestationRegistry {
         bytes32 pckCertId,
         bytes32 quoteHash,
         uint64 validUntil,
-        bytes32 modelHash
+        bytes32 modelHash,
+        bytes32 urlHash
     ) private {
         Record storage rec = records[enclaveId];
         address old = rec.signer;
+        bool sameService;
         if (old != address(0)) {
-            if (block.timestamp < rec.expiresAt && data.epoch < rec.epoch) revert EpochRegression(rec.epoch, data.epoch);
+            sameService = keccak256(bytes(rec.model)) == modelHash && keccak256(bytes(rec.url)) == urlHash;
+            if (data.epoch == rec.epoch) {
+                if (old != data.signingAddress || rec.keyConfigHash != data.keyConfigHash || rec.workloadId != workloadId || !sameService) {
+                    revert EpochConflict(data.epoch);
+                }
+            } else if (block.timestamp < rec.expiresAt && data.epoch < rec.epoch) {
+                revert EpochRegression(rec.epoch, data.epoch);
+            }
             if (old != data.signingAddress) delete enclaveIdOf[old];
             emit EnclaveEnded(enclaveId, old, rec.epoch, uint64(block.timestamp), ENDED_REPLACED);
         }
         bytes32 holder = enclaveIdOf[data.signingAddress];
-        if (holder != bytes32(0) && holder != enclaveId) revert SignerInUse(data.signingAddress);
+        if (holder != bytes32(0) && holder != enclaveId) {
+            Record storage held = records[holder];
+            if (block.timestamp < held.expiresAt) revert SignerInUse(data.signingAddress);
+            remove(holder, held, ENDED_EXPIRED);
+            holder = bytes32(0);
+        }
         uint64 expiresAt = uint64(block.timestamp) + registrationTtl;
         if (validUntil < expiresAt) expiresAt = validUntil;
         rec.signer = data.signingAddress;
@@ -418,8 +454,10 @@ contract AttestationRegistry {
         rec.gpuEvidenceHash = data.gpuEvidenceHash;
         rec.pckCertId = pckCertId;
         rec.quoteHash = quoteHash;
-        if (keccak256(bytes(rec.model)) != modelHash) rec.model = data.model;
-        if (keccak256(bytes(rec.url)) != keccak256(bytes(data.url))) rec.url = data.url;
+        if (!sameService) {
+            rec.model = data.model;
+            rec.url = data.url;
+        }
         if (holder == bytes32(0)) enclaveIdOf[data.signingAddress] = enclaveId;
         emit EnclaveRegistered(enclaveId, data.signingAddress, modelHash, data.epoch, uint64(block.timestamp), expiresAt, workloadId, status, fmspc, data.model, data.url);
     }
@@ -441,12 +479,16 @@ contract AttestationRegistry {
      *         as registered) against current collateral and remove the record
      *         when its PCK (or CA) is revoked, its TCB is no longer found or is
      *         Revoked, or its status fell below the minimum; expired records
-     *         are removed outright. Anything else is StillValid.
+     *         are removed outright, and so are records whose workload the
+     *         owner has since taken off the model's allow-list (no quote
+     *         needed for those two). Anything else is StillValid.
      */
     function invalidate(bytes32 enclaveId, bytes calldata quote) external {
         Record storage rec = records[enclaveId];
         if (rec.signer == address(0)) revert EnclaveNotRegistered(enclaveId);
         if (block.timestamp >= rec.expiresAt) return remove(enclaveId, rec, ENDED_EXPIRED);
+        // The allow-list is the owner's verdict on the code; it binds live records as well as new ones.
+        if (!workloadAllowed[keccak256(bytes(rec.model))][rec.workloadId]) return remove(enclaveId, rec, ENDED_WORKLOAD_REMOVED);
         if (keccak256(quote) != rec.quoteHash) revert InvalidParameter();
         try this.verifyQuote(quote, rec.pckCertId) returns (QuoteResult memory r) {
             if (r.status <= minTcbStatus) revert StillValid(enclaveId);

@@ -2,8 +2,8 @@
 pragma solidity ^0.8.30;
 
 import {Crypto} from "./lib/Crypto.sol";
-import {Der} from "./lib/Der.sol";
 import {X509} from "./lib/X509.sol";
+import {CertificateParser} from "./CertificateParser.sol";
 import {CollateralJsonParser} from "./CollateralJsonParser.sol";
 import "./lib/CollateralTypes.sol";
 import "./lib/Errors.sol";
@@ -21,7 +21,13 @@ import "./lib/Errors.sol";
  *      takes another root and says so through `isDevelopment()`, so the two
  *      can never be confused. Collateral not valid at submission is rejected,
  *      and older collateral never replaces newer (no rollback to a friendlier
- *      TCB info). Revocation is sticky: Intel never un-revokes a serial.
+ *      TCB info; see `rank`). Revocation is sticky: Intel never un-revokes a
+ *      serial. A cached PCK leaf remembers the CA certificate that verified
+ *      it (serial and validity), so a CA re-issued under the same name
+ *      neither revives leaves of a revoked or expired one nor ends leaves of
+ *      a valid one. Issuers must be CAs whose keyUsage (when present) allows
+ *      keyCertSign for certificates and cRLSign for CRLs, as the TypeScript
+ *      verifier requires (attestation/pki/chain.ts).
  *
  *      The evaluation views follow Intel's QVL semantics exactly as the
  *      TypeScript verifier does (attestation/tdx/verify/tcb-status.ts): first
@@ -31,8 +37,6 @@ import "./lib/Errors.sol";
  *      identity and the QVL convergence of the three statuses.
  */
 contract PcsCollateral {
-    using Der for bytes;
-
     /// @notice keccak256 of the Intel SGX Root CA certificate DER (SHA-256 fingerprint 44:A0:19:6B:…:74:D3).
     bytes32 public constant INTEL_ROOT_CA_DER_HASH = 0xa1acc73eb45794fa1734f14d882e91925b6006f79d3bb2460df9d01b333d7009;
 
@@ -56,6 +60,8 @@ contract PcsCollateral {
     bool public immutable isDevelopment;
     /// @notice The JSON parser this store created (stateless; split out for EIP-170).
     CollateralJsonParser public immutable parser;
+    /// @notice The certificate and CRL parser this store created (stateless; split out for EIP-170).
+    CertificateParser public immutable certParser;
     bytes32 public immutable rootNameHash;
     bytes32 private immutable rootX;
     bytes32 private immutable rootY;
@@ -69,6 +75,8 @@ contract PcsCollateral {
         uint64 notBefore;
         uint64 notAfter;
         bool isCa;
+        /// @dev X509.Cert.keyUsage: first keyUsage octet, 0xff when unrestricted.
+        uint8 keyUsage;
     }
 
     struct CrlMeta {
@@ -88,6 +96,11 @@ contract PcsCollateral {
         bytes2 pceId;
         uint16 pceSvn;
         bytes16 sgxComponents;
+        /// @dev The CA certificate that verified the leaf when it was cached: validity and serial
+        ///      (revocation on the Root CA CRL) are checked against it, not a later CA of the same name.
+        uint64 caNotBefore;
+        uint64 caNotAfter;
+        bytes32 caSerialHash;
     }
 
     struct TcbInfoMeta {
@@ -100,6 +113,8 @@ contract PcsCollateral {
         uint32 seq;
         bytes2 pceId;
         uint8 moduleIdentityCount;
+        /// @dev First 8 bytes of SHA-256 of the document: the last tie-break of `rank`.
+        bytes8 digestPrefix;
     }
 
     struct QeIdentity {
@@ -112,6 +127,8 @@ contract PcsCollateral {
         uint16 isvProdId;
         bytes4 miscSelect;
         bytes4 miscSelectMask;
+        /// @dev As TcbInfoMeta.digestPrefix (declared here to share a storage slot).
+        bytes8 digestPrefix;
         bytes16 attributes;
         bytes16 attributesMask;
         bytes32 mrSigner;
@@ -172,10 +189,15 @@ contract PcsCollateral {
         bool intel = keccak256(rootCertDer) == INTEL_ROOT_CA_DER_HASH;
         if (!development && !intel) revert RootNotIntel();
         if (development && intel) revert InvalidParameter();
-        X509.Cert memory c = X509.parseCert(rootCertDer);
+        CertificateParser certs = new CertificateParser();
+        X509.Cert memory c = certs.parseCert(rootCertDer);
         if (c.issuerHash != c.subjectHash) revert CertChainInvalid();
+        // The root signs CA certificates and the Root CA CRL.
+        uint8 usage = X509.KU_CERT_SIGN | X509.KU_CRL_SIGN;
+        if (!c.isCa || c.keyUsage & usage != usage) revert CertChainInvalid();
         if (!Crypto.p256Verify(c.tbsHash, c.sigR, c.sigS, c.pkX, c.pkY)) revert CertChainInvalid();
         isDevelopment = development;
+        certParser = certs;
         parser = new CollateralJsonParser();
         rootNameHash = c.subjectHash;
         rootX = c.pkX;
@@ -188,20 +210,19 @@ contract PcsCollateral {
 
     /// @notice Store an intermediate CA or TCB signing certificate issued by the root.
     function submitCaCert(bytes calldata der) external {
-        X509.Cert memory c = X509.parseCert(der);
+        X509.Cert memory c = certParser.parseCert(der);
         if (c.issuerHash != rootNameHash) revert IssuerUnknown(c.issuerHash);
         if (!Crypto.p256Verify(c.tbsHash, c.sigR, c.sigS, rootX, rootY)) revert CertChainInvalid();
         if (block.timestamp < c.notBefore || block.timestamp > c.notAfter) revert CertExpired(c.subjectHash);
         Ca storage s = cas[c.subjectHash];
         if (s.notAfter != 0 && s.notBefore > c.notBefore) revert CollateralRollback(0);
-        cas[c.subjectHash] = Ca(c.pkX, c.pkY, c.serialHash, c.notBefore, c.notAfter, c.isCa);
+        cas[c.subjectHash] = Ca(c.pkX, c.pkY, c.serialHash, c.notBefore, c.notAfter, c.isCa, c.keyUsage);
         emit CaCertStored(c.subjectHash, c.serialHash, c.isCa, c.notAfter);
     }
 
     /// @notice Store a CRL issued by the root (Root CA CRL) or a stored CA (PCK CRL); its serials become revoked.
     function submitCrl(bytes calldata der) external {
-        bytes memory d = der;
-        X509.Crl memory c = X509.parseCrl(d);
+        (X509.Crl memory c, bytes32[] memory serials) = certParser.parseCrl(der);
         bool root = c.issuerHash == rootNameHash;
         bytes32 x;
         bytes32 y;
@@ -209,7 +230,7 @@ contract PcsCollateral {
             (x, y) = (rootX, rootY);
         } else {
             Ca storage ca = cas[c.issuerHash];
-            if (ca.notAfter == 0 || !ca.isCa) revert IssuerUnknown(c.issuerHash);
+            if (ca.notAfter == 0 || !ca.isCa || ca.keyUsage & X509.KU_CRL_SIGN == 0) revert IssuerUnknown(c.issuerHash);
             (x, y) = (ca.pkX, ca.pkY);
         }
         if (!Crypto.p256Verify(c.tbsHash, c.sigR, c.sigS, x, y)) revert CrlSignatureInvalid();
@@ -218,19 +239,11 @@ contract PcsCollateral {
         CrlMeta storage m = crls[c.issuerHash];
         if (m.thisUpdate > c.thisUpdate) revert CollateralRollback(item);
         crls[c.issuerHash] = CrlMeta(c.thisUpdate, c.nextUpdate);
-        uint256 count;
-        if (c.revoked.tag == 0x30 && c.revoked.cs < c.revoked.end) {
-            Der.Node memory e = d.first(c.revoked);
-            mapping(bytes32 => bool) storage list = revoked[c.issuerHash];
-            while (true) {
-                bytes32 serial = X509.revokedSerial(d, e);
-                if (!list[serial]) list[serial] = true;
-                count++;
-                if (e.end == c.revoked.end) break;
-                e = d.next(e, c.revoked);
-            }
+        mapping(bytes32 => bool) storage list = revoked[c.issuerHash];
+        for (uint256 i = 0; i < serials.length; i++) {
+            if (!list[serials[i]]) list[serials[i]] = true;
         }
-        emit CrlStored(c.issuerHash, c.thisUpdate, c.nextUpdate, count);
+        emit CrlStored(c.issuerHash, c.thisUpdate, c.nextUpdate, serials.length);
     }
 
     /**
@@ -240,14 +253,26 @@ contract PcsCollateral {
     function submitPckCert(bytes calldata der) external returns (bytes32 certId) {
         certId = keccak256(der);
         if (pcks[certId].notAfter != 0) return certId;
-        bytes memory d = der;
-        X509.Cert memory c = X509.parseCert(d);
+        (X509.Cert memory c, X509.SgxExt memory e) = certParser.parsePckCert(der);
         Ca storage ca = cas[c.issuerHash];
-        if (ca.notAfter == 0 || !ca.isCa) revert IssuerUnknown(c.issuerHash);
+        if (ca.notAfter == 0 || !ca.isCa || ca.keyUsage & X509.KU_CERT_SIGN == 0) revert IssuerUnknown(c.issuerHash);
         if (!Crypto.p256Verify(c.tbsHash, c.sigR, c.sigS, ca.pkX, ca.pkY)) revert CertChainInvalid();
         if (block.timestamp < c.notBefore || block.timestamp > c.notAfter) revert CertExpired(certId);
-        X509.SgxExt memory e = X509.parseSgx(d, c);
-        pcks[certId] = Pck(c.pkX, c.pkY, c.issuerHash, c.serialHash, c.notBefore, c.notAfter, e.fmspc, e.pceId, e.pceSvn, e.sgxComponents);
+        pcks[certId] = Pck(
+            c.pkX,
+            c.pkY,
+            c.issuerHash,
+            c.serialHash,
+            c.notBefore,
+            c.notAfter,
+            e.fmspc,
+            e.pceId,
+            e.pceSvn,
+            e.sgxComponents,
+            ca.notBefore,
+            ca.notAfter,
+            ca.serialHash
+        );
         emit PckCertStored(certId, e.fmspc, c.serialHash);
     }
 
@@ -259,24 +284,24 @@ contract PcsCollateral {
     }
 
     /**
-     * @notice A cached PCK leaf, checked now: leaf and issuing CA within their
-     *         validity, Root CA CRL and PCK CRL current, neither leaf nor CA
-     *         revoked. `validUntil` is the earliest of those expiries.
+     * @notice A cached PCK leaf, checked now: leaf and the CA certificate that
+     *         issued it (as recorded when the leaf was cached) within their
+     *         validity, Root CA CRL and PCK CRL current, neither leaf nor that
+     *         CA revoked. `validUntil` is the earliest of those expiries.
      */
     function pck(bytes32 certId) external view returns (Pck memory p, uint64 validUntil) {
         p = pcks[certId];
         if (p.notAfter == 0) revert PckCertUnknown(certId);
         uint64 rootCrlNext = currentCrl(rootNameHash, ITEM_ROOT_CRL);
         uint64 pckCrlNext = currentCrl(p.issuerHash, ITEM_PCK_CRL);
-        Ca storage ca = cas[p.issuerHash];
         if (block.timestamp > rootNotAfter) revert CertExpired(rootNameHash);
-        if (block.timestamp < ca.notBefore || block.timestamp > ca.notAfter) revert CertExpired(p.issuerHash);
+        if (block.timestamp < p.caNotBefore || block.timestamp > p.caNotAfter) revert CertExpired(p.issuerHash);
         if (block.timestamp < p.notBefore || block.timestamp > p.notAfter) revert CertExpired(certId);
         // A root listed on its own CRL ends everything under it (the TypeScript verifier checks the same).
         if (revoked[rootNameHash][rootSerialHash]) revert CertRevoked(rootSerialHash);
-        if (revoked[rootNameHash][ca.serialHash]) revert CertRevoked(ca.serialHash);
+        if (revoked[rootNameHash][p.caSerialHash]) revert CertRevoked(p.caSerialHash);
         if (revoked[p.issuerHash][p.serialHash]) revert CertRevoked(p.serialHash);
-        validUntil = min(min(rootCrlNext, pckCrlNext), min(ca.notAfter, p.notAfter));
+        validUntil = min(min(rootCrlNext, pckCrlNext), min(p.caNotAfter, p.notAfter));
     }
 
     /// @notice True when the PCK leaf `certId` is cached (says nothing about its validity now).
@@ -305,18 +330,37 @@ contract PcsCollateral {
     // ------------------------------------------------------------------ TCB info and QE identity
 
     /**
+     * @dev The order of signed documents of one kind, as one number: the
+     *      higher tcbEvaluationDataNumber wins (a TCB recovery never rolls
+     *      back, not even to a later-issued document of an earlier round, such
+     *      as Intel's standard feed behind its early one), then the later
+     *      issueDate, then the larger SHA-256 prefix. The last rule only
+     *      separates documents equal in both, so what is stored never depends
+     *      on the order of submission. A lower rank is refused, an equal one
+     *      is the stored document again (nothing to do).
+     */
+    function rank(uint32 evalNum, uint64 issueDate, bytes8 digest) private pure returns (uint256) {
+        return (uint256(evalNum) << 128) | (uint256(issueDate) << 64) | uint256(uint64(digest));
+    }
+
+    /**
      * @notice Verify and store a TDX TCB info v3 document: `json` is the exact
      *         `tcbInfo` member text Intel signed, (r, s) its signature, `signerName`
      *         the keccak256 of the TCB signing certificate's subject DER.
      */
     function submitTcbInfo(bytes calldata json, bytes32 r, bytes32 s, bytes32 signerName) external {
         Ca storage ca = signer(signerName);
-        if (!Crypto.p256Verify(sha256(json), r, s, ca.pkX, ca.pkY)) revert CollateralSignatureInvalid(ITEM_TCB_INFO);
+        bytes32 digest = sha256(json);
+        if (!Crypto.p256Verify(digest, r, s, ca.pkX, ca.pkY)) revert CollateralSignatureInvalid(ITEM_TCB_INFO);
         TcbInfoDoc memory doc = parser.parseTcbInfo(json);
         if (block.timestamp < doc.issueDate || block.timestamp > doc.nextUpdate) revert CollateralExpired(ITEM_TCB_INFO);
         TcbInfoMeta storage m = tcbInfo[doc.fmspc];
-        if (m.issueDate > doc.issueDate) revert CollateralRollback(ITEM_TCB_INFO);
-        if (m.issueDate == doc.issueDate && m.seq != 0) return;
+        if (m.seq != 0) {
+            uint256 offered = rank(doc.evaluationDataNumber, doc.issueDate, bytes8(digest));
+            uint256 stored = rank(m.evaluationDataNumber, m.issueDate, m.digestPrefix);
+            if (offered < stored) revert CollateralRollback(ITEM_TCB_INFO);
+            if (offered == stored) return;
+        }
         uint32 seq = m.seq + 1;
         bytes32 key = keccak256(abi.encode(doc.fmspc, seq));
         moduleBase[key] = doc.tdxModule;
@@ -336,7 +380,8 @@ contract PcsCollateral {
             doc.evaluationDataNumber,
             seq,
             doc.pceId,
-            doc.identityCount > 255 ? 255 : uint8(doc.identityCount)
+            doc.identityCount > 255 ? 255 : uint8(doc.identityCount),
+            bytes8(digest)
         );
         emit TcbInfoStored(doc.fmspc, seq, doc.evaluationDataNumber, doc.issueDate, doc.nextUpdate);
     }
@@ -344,12 +389,17 @@ contract PcsCollateral {
     /// @notice Verify and store a TD_QE identity v2 document (exact `enclaveIdentity` text, signature, signer name hash).
     function submitQeIdentity(bytes calldata json, bytes32 r, bytes32 s, bytes32 signerName) external {
         Ca storage ca = signer(signerName);
-        if (!Crypto.p256Verify(sha256(json), r, s, ca.pkX, ca.pkY)) revert CollateralSignatureInvalid(ITEM_QE_IDENTITY);
+        bytes32 digest = sha256(json);
+        if (!Crypto.p256Verify(digest, r, s, ca.pkX, ca.pkY)) revert CollateralSignatureInvalid(ITEM_QE_IDENTITY);
         QeIdentityDoc memory d = parser.parseQeIdentity(json);
         if (block.timestamp < d.issueDate || block.timestamp > d.nextUpdate) revert CollateralExpired(ITEM_QE_IDENTITY);
         QeIdentity storage cur = qeIdentity;
-        if (cur.issueDate > d.issueDate) revert CollateralRollback(ITEM_QE_IDENTITY);
-        if (cur.issueDate == d.issueDate && cur.seq != 0) return;
+        if (cur.seq != 0) {
+            uint256 offered = rank(d.evaluationDataNumber, d.issueDate, bytes8(digest));
+            uint256 stored = rank(cur.evaluationDataNumber, cur.issueDate, cur.digestPrefix);
+            if (offered < stored) revert CollateralRollback(ITEM_QE_IDENTITY);
+            if (offered == stored) return;
+        }
         uint32 seq = cur.seq + 1;
         IsvLevel[] storage out = qeLevels[seq];
         for (uint256 k = 0; k < d.levels.length; k++) out.push(d.levels[k]);
@@ -363,6 +413,7 @@ contract PcsCollateral {
             d.isvProdId,
             d.miscSelect,
             d.miscSelectMask,
+            bytes8(digest),
             d.attributes,
             d.attributesMask,
             d.mrSigner

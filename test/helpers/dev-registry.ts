@@ -26,6 +26,8 @@ export const GENESIS = 1_767_225_600n // 2026-01-01T00:00:00Z
 export const MODEL = 'dev-model'
 export const GATEWAY_URL = 'https://gateway.example'
 export const EPOCH_LENGTH_MS = 3_600_000
+/** The dev CA seed: tests derive the CA keys from it (attestation/dev deriveDevKey) to issue odd certificates. */
+export const DEV_SEED = new Uint8Array(32).fill(7)
 
 /** The dev TD's measurements (everything of the TD report but REPORTDATA). */
 export const MEASUREMENTS: Omit<DevQuoteInput, 'reportData'> = {
@@ -63,16 +65,33 @@ export interface DevRegistry {
   clock: number
   /** Set the epoch clock to the latest block's time. */
   syncClock(): Promise<void>
-  /** Registration evidence for the latest block, as the worker would make it (PCK DER sent only when not cached). */
-  freshSubmission(o?: { measurements?: Omit<DevQuoteInput, 'reportData'> }): Promise<{ evidence: RegistrationEvidence; submission: RegistrationSubmission }>
-  /** An evidence source for other measurements (same keys, same log key). */
-  evidenceWith(measurements: Omit<DevQuoteInput, 'reportData'>): RegistrationEvidenceSource
+  /**
+   * Registration evidence for the latest block, as the worker would make it
+   * (PCK DER sent only when not cached); from `source` when given (see `evidenceWith`).
+   */
+  freshSubmission(o?: {
+    measurements?: Omit<DevQuoteInput, 'reportData'>
+    source?: RegistrationEvidenceSource
+  }): Promise<{ evidence: RegistrationEvidence; submission: RegistrationSubmission }>
+  /**
+   * An evidence source for other measurements (default the same keys, log
+   * key, model and URL; each may be replaced, e.g. a second enclave's log
+   * key or another epoch manager).
+   */
+  evidenceWith(measurements: Omit<DevQuoteInput, 'reportData'>, o?: EvidenceOverrides): RegistrationEvidenceSource
+}
+
+export interface EvidenceOverrides {
+  readonly logPublicKey?: Uint8Array
+  readonly epochs?: EpochManager
+  readonly model?: string
+  readonly url?: string
 }
 
 export async function devRegistry(t: Teardownable, o: { collateralNow?: Date; nextUpdateDays?: number } = {}): Promise<DevRegistry> {
   const anvil = await startAnvil(t, { timestamp: GENESIS })
   const start = new Date(Number(GENESIS) * 1000)
-  const seed = new Uint8Array(32).fill(7)
+  const seed = DEV_SEED
   const ca = createDevRootCa({ seed, now: new Date(start.getTime() - 86_400_000) })
   const signer = createDevQuoteSigner(ca, { fmspc: DEV_FMSPC, seed, now: new Date(start.getTime() - 86_400_000) })
   const collateral = signDevCollateral(ca, {
@@ -96,14 +115,14 @@ export async function devRegistry(t: Teardownable, o: { collateralNow?: Date; ne
   const epochs = await createEpochManager({ epochLengthMs: EPOCH_LENGTH_MS, graceMs: 60_000, now: () => state.clock, newOhttpKey: fakeOhttpKey, autoRotate: false })
   t.teardown(() => epochs.close())
   const logPublicKey = new Uint8Array(randomBytes(32))
-  const evidenceWith = (measurements: Omit<DevQuoteInput, 'reportData'>) =>
+  const evidenceWith = (measurements: Omit<DevQuoteInput, 'reportData'>, x: EvidenceOverrides = {}) =>
     createRegistrationEvidence({
       quotes: createDevQuoteProvider({ signer, measurements }),
       gpu: null,
-      epochs,
-      logPublicKey,
-      model: MODEL,
-      url: GATEWAY_URL,
+      epochs: x.epochs ?? epochs,
+      logPublicKey: x.logPublicKey ?? logPublicKey,
+      model: x.model ?? MODEL,
+      url: x.url ?? GATEWAY_URL,
     })
   const evidence = evidenceWith(MEASUREMENTS)
   const fixture: DevRegistry = {
@@ -128,7 +147,7 @@ export async function devRegistry(t: Teardownable, o: { collateralNow?: Date; ne
     },
     async freshSubmission(x = {}) {
       const b = await registry.freshnessBlock()
-      const source = x.measurements ? evidenceWith(x.measurements) : evidence
+      const source = x.source ?? (x.measurements ? evidenceWith(x.measurements) : evidence)
       const ev = await source({ blockHash: b.hash, blockNumber: b.number, chainId: registry.chainId, registry: registry.address })
       const cached = await registry.hasPckCert(ev.pckCertId)
       return {

@@ -18,6 +18,8 @@ error DerMalformed(uint256 offset);
 error UnsupportedAlgorithm();
 /// @notice The PCK certificate lacks a well-formed SGX extension.
 error SgxExtensionInvalid();
+/// @notice A certificate marks critical an extension this contract does not process (RFC 5280 §4.2); `offset` is its OID's.
+error CriticalExtensionUnknown(uint256 offset);
 /// @notice Collateral JSON is malformed at `offset` (or a field is missing).
 error JsonMalformed(uint256 offset);
 /// @notice A date is not of the form the parser accepts (RFC 3339 `YYYY-MM-DDTHH:MM:SSZ`, UTCTime, GeneralizedTime).
@@ -80,6 +82,8 @@ error DebugTd();
 error TcbStatusNotAccepted(uint8 status);
 /// @notice The registration's epoch is older than the live record's.
 error EpochRegression(uint64 stored, uint64 offered);
+/// @notice A registration at the record's own epoch differs from it (signer, key config, workload, model or URL).
+error EpochConflict(uint64 epoch);
 
 // --- records, receipts, checkpoints -------------------------------------------
 /// @notice No live record for this enclave id.

@@ -4,14 +4,20 @@ pragma solidity ^0.8.30;
 import {Der} from "./Der.sol";
 import {DateTime} from "./DateTime.sol";
 import {Crypto} from "./Crypto.sol";
-import {DerMalformed, UnsupportedAlgorithm, SgxExtensionInvalid} from "./Errors.sol";
+import {DerMalformed, UnsupportedAlgorithm, SgxExtensionInvalid, CriticalExtensionUnknown} from "./Errors.sol";
 
 /**
  * @title X509
  * @notice Just enough of X.509 (RFC 5280 §4.1) and CRLs (RFC 5280 §5.1) for
  *         Intel's PCK PKI: ECDSA P-256/SHA-256 certificates, their validity,
- *         key, serial, basicConstraints, and the Intel SGX extension of PCK
- *         leaves (Intel SGX PCK Certificate and CRL Profile §1.3.5).
+ *         key, serial, basicConstraints, keyUsage, and the Intel SGX extension
+ *         of PCK leaves (Intel SGX PCK Certificate and CRL Profile §1.3.5).
+ *         A certificate with any other extension marked critical is refused
+ *         (RFC 5280 §4.2: a critical extension the relying party does not
+ *         process changes what the certificate means), as is one repeating
+ *         any of these three; the TypeScript verifier refuses the same
+ *         (attestation/pki/chain.ts; attestation/pki/x509.ts refuses every
+ *         repeated extension).
  * @dev Parsing only: the caller verifies `tbsHash` against the issuer's key.
  *      Names are compared by keccak256 of their DER bytes (Intel's issuer and
  *      subject names are byte-identical across its PKI).
@@ -19,14 +25,21 @@ import {DerMalformed, UnsupportedAlgorithm, SgxExtensionInvalid} from "./Errors.
 library X509 {
     using Der for bytes;
 
+    // Fixed encodings are compared by keccak256 of their full TLV (Der.hashOf): a
+    // constant hash costs less code and gas than copying the bytes to memory.
     /// @dev AlgorithmIdentifier ecdsa-with-SHA256 (RFC 5758 §3.2: parameters absent).
-    bytes internal constant ALG_ECDSA_SHA256 = hex"300a06082a8648ce3d040302";
+    bytes32 internal constant ALG_ECDSA_SHA256 = keccak256(hex"300a06082a8648ce3d040302");
     /// @dev SubjectPublicKeyInfo algorithm: id-ecPublicKey with namedCurve prime256v1 (RFC 5480 §2.1.1).
-    bytes internal constant ALG_EC_P256 = hex"301306072a8648ce3d020106082a8648ce3d030107";
+    bytes32 internal constant ALG_EC_P256 = keccak256(hex"301306072a8648ce3d020106082a8648ce3d030107");
     /// @dev id-ce-basicConstraints, 2.5.29.19 (RFC 5280 §4.2.1.9).
-    bytes internal constant OID_BASIC_CONSTRAINTS = hex"0603551d13";
+    bytes32 internal constant OID_BASIC_CONSTRAINTS = keccak256(hex"0603551d13");
+    /// @dev id-ce-keyUsage, 2.5.29.15 (RFC 5280 §4.2.1.3).
+    bytes32 internal constant OID_KEY_USAGE = keccak256(hex"0603551d0f");
+    /// @notice First keyUsage octet: keyCertSign (bit 5) and cRLSign (bit 6); bit 0 is the octet's MSB.
+    uint8 internal constant KU_CERT_SIGN = 0x04;
+    uint8 internal constant KU_CRL_SIGN = 0x02;
     /// @dev Intel SGX extension 1.2.840.113741.1.13.1 [PCK profile §1.3.5].
-    bytes internal constant OID_SGX = hex"06092a864886f84d010d01";
+    bytes32 internal constant OID_SGX = keccak256(hex"06092a864886f84d010d01");
     /// @dev keccak256 of the SGX OID's 9 content octets: prefix of every member OID.
     bytes32 internal constant SGX_OID_PREFIX_HASH = keccak256(hex"2a864886f84d010d01");
 
@@ -39,6 +52,8 @@ library X509 {
         bytes32 pkX;
         bytes32 pkY;
         bool isCa;
+        /// @dev The first keyUsage octet; 0xff when the certificate has no keyUsage (no restriction, RFC 5280 §4.2.1.3).
+        uint8 keyUsage;
         bytes32 tbsHash;
         bytes32 sigR;
         bytes32 sigS;
@@ -80,7 +95,7 @@ library X509 {
     }
 
     function algorithm(bytes memory d, Der.Node memory alg) private pure {
-        if (!d.equals(alg, ALG_ECDSA_SHA256)) revert UnsupportedAlgorithm();
+        if (d.hashOf(alg) != ALG_ECDSA_SHA256) revert UnsupportedAlgorithm();
     }
 
     function time(bytes memory d, Der.Node memory n) private pure returns (uint64) {
@@ -118,13 +133,14 @@ library X509 {
         n = d.next(n, tbs); // subjectPublicKeyInfo
         {
             Der.Node memory alg = d.first(n);
-            if (!d.equals(alg, ALG_EC_P256)) revert UnsupportedAlgorithm();
+            if (d.hashOf(alg) != ALG_EC_P256) revert UnsupportedAlgorithm();
             Der.Node memory key = d.next(alg, n);
             // BIT STRING 0x00 ‖ 0x04 ‖ X ‖ Y: an uncompressed point (SEC 1 §2.3.3).
             if (key.tag != 0x03 || key.end - key.cs != 66 || d[key.cs] != 0 || d[key.cs + 1] != 0x04) revert UnsupportedAlgorithm();
             c.pkX = Crypto.word(d, key.cs + 2);
             c.pkY = Crypto.word(d, key.cs + 34);
         }
+        c.keyUsage = 0xff;
         while (n.end < tbs.end) {
             n = d.next(n, tbs);
             if (n.tag == 0xa3) extensions(d, n, c);
@@ -135,21 +151,43 @@ library X509 {
         Der.Node memory list = d.expect(a3.cs, a3.end, 0x30);
         if (list.cs == list.end) return;
         Der.Node memory ext = d.first(list);
+        uint256 seen;
         while (true) {
             Der.Node memory oid = d.expect(ext.cs, ext.end, 0x06);
             Der.Node memory v = d.next(oid, ext);
-            if (v.tag == 0x01) v = d.next(v, ext); // critical BOOLEAN
+            bool critical;
+            if (v.tag == 0x01) {
+                // critical BOOLEAN: one octet, 0x00 or 0xff (X.690 §11.1).
+                if (v.end - v.cs != 1) revert DerMalformed(v.start);
+                bytes1 b = d[v.cs];
+                if (b != 0x00 && b != 0xff) revert DerMalformed(v.start);
+                critical = b == 0xff;
+                v = d.next(v, ext);
+            }
             if (v.tag != 0x04) revert DerMalformed(v.start);
-            if (d.equals(oid, OID_BASIC_CONSTRAINTS)) {
+            uint256 bit;
+            bytes32 id = d.hashOf(oid);
+            if (id == OID_BASIC_CONSTRAINTS) {
+                bit = 1;
                 Der.Node memory bc = d.expect(v.cs, v.end, 0x30);
                 if (bc.cs < bc.end) {
                     Der.Node memory ca = d.first(bc);
                     c.isCa = ca.tag == 0x01 && ca.end - ca.cs == 1 && d[ca.cs] == 0xff;
                 }
-            } else if (d.equals(oid, OID_SGX)) {
+            } else if (id == OID_KEY_USAGE) {
+                bit = 2;
+                // BIT STRING: unused-bits octet, then the bits; an empty one grants nothing.
+                Der.Node memory bits = d.expect(v.cs, v.end, 0x03);
+                c.keyUsage = bits.end - bits.cs > 1 ? uint8(d[bits.cs + 1]) : 0;
+            } else if (id == OID_SGX) {
+                bit = 4;
                 c.sgxCs = v.cs;
                 c.sgxEnd = v.end;
+            } else if (critical) {
+                revert CriticalExtensionUnknown(oid.start);
             }
+            if (seen & bit != 0) revert DerMalformed(oid.start);
+            seen |= bit;
             if (ext.end == list.end) break;
             ext = d.next(ext, list);
         }
