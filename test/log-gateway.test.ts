@@ -88,6 +88,7 @@ t.test('hooks fail closed: no bundle served unlogged, no epoch offered unrecorde
       if (failEpochs) throw new Error('disk full')
     },
     registration: async () => {},
+    registrationEvidence: async () => {},
     collateral: async () => [],
   }
   const epochs = await createEpochManager({ epochLengthMs: 3_600_000, graceMs: 60_000, now: () => clock, newOhttpKey: fakeOhttpKey, autoRotate: false, logSink: sink })

@@ -4,12 +4,16 @@
  * epoch, an on-chain registration (the real AttestationRegistry, dev root),
  * evidence bundles and receipts; the anchor worker anchors signed
  * checkpoints on-chain (at most once per period, only when the log grew);
+ * the registration bundle itself is logged before it is submitted
+ * (loggedRegistrationEvidence) and replayed in registration mode;
  * the gateway serves the log statically; a consumer proves a receipt's
  * inclusion over HTTP; the auditor replays everything over HTTP against the
  * viem registry client — quotes with the logged collateral, receipts'
  * signers registered at the time, checkpoints consistent with the anchors —
  * and `cgw audit` agrees. Then the real enclave with a log: every bundle it
- * serves at /v1/attestation is logged first.
+ * serves at /v1/attestation is logged first. The dev quotes' RTMR0-2 are
+ * the replay of the dev TEE's generated CCEL (attestation/dev/ccel.ts),
+ * which the evidence carries, since the auditor requires an event log.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -17,10 +21,10 @@ import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { fetch as undiciFetch, request } from 'undici'
 import type { Address } from 'viem'
-import { createDevQuoteSigner, createDevRootCa, DEV_FMSPC, signDevCollateral } from '../attestation/dev/index.ts'
+import { createDevCcel, createDevQuoteSigner, createDevRootCa, DEV_FMSPC, signDevCollateral } from '../attestation/dev/index.ts'
 import { trustedRootFromDer } from '../attestation/roots/trust-root.ts'
 import { auditLog } from '../attestation/log/audit/audit.ts'
-import { createHttpLogSource, type FetchLike } from '../attestation/log/reader.ts'
+import { createDirectoryLogSource, createHttpLogSource, type FetchLike } from '../attestation/log/reader.ts'
 import { proveInclusion, verifyInclusionProofJson, type InclusionProofJson } from '../attestation/log/client.ts'
 import { decodeEntry } from '../attestation/log/entry.ts'
 import { computeWorkloadId } from '../attestation/workload.ts'
@@ -35,15 +39,17 @@ import { createRegistrationEvidence } from '../enclave/registration.ts'
 import { hashReceipt, issueReceipt, receiptDomain, receiptFromJson } from '../enclave/receipts.ts'
 import { openGatewayLog } from '../enclave/log/index.ts'
 import { createAnchorWorker } from '../enclave/log/anchor-worker.ts'
-import { registeredEventRecorder } from '../enclave/log/sink.ts'
+import { loggedRegistrationEvidence, registeredEventRecorder } from '../enclave/log/sink.ts'
 import { runAudit } from '../bin/commands/audit.ts'
 import { startAnvil } from './helpers/anvil.ts'
 import { listenLocal, testGateway } from './helpers/fake-enclave.ts'
-import { fakeOhttpKey } from './fixtures/log-dev-fixture.ts'
+import { entriesOf, fakeOhttpKey } from './fixtures/log-dev-fixture.ts'
 
 const GENESIS = 1_767_225_600n // 2026-01-01T00:00:00Z
 const MODEL = 'dev-model'
-const MEASUREMENTS = { mrTd: new Uint8Array(48).fill(0x11) }
+const CCEL = createDevCcel()
+const CCEL_LOG = createDevEventLogProvider({ ccel: CCEL })
+const MEASUREMENTS = { mrTd: new Uint8Array(48).fill(0x11), rtmrs: CCEL.rtmrs }
 const fetch = undiciFetch as unknown as FetchLike
 
 async function tmp(t: Test): Promise<string> {
@@ -73,7 +79,7 @@ t.test('dev TEE + anvil: log, register, anchor, serve, prove, audit', async (t) 
   await pcs.submitCollateral(collateralSubmission(collateral, [pemChainDer(signer.pckLeaf.chainPem)]))
   const registry = await createRegistryWriter({ publicClient: anvil.publicClient, walletClient: anvil.walletClient, address: deployed.registry, allowDevelopment: true })
   const zero = new Uint8Array(48)
-  await registry.setWorkload(MODEL, computeWorkloadId({ mrTd: MEASUREMENTS.mrTd, mrConfigId: zero, mrOwner: zero, mrOwnerConfig: zero, rtmrs: [zero, zero, zero, zero] }), true)
+  await registry.setWorkload(MODEL, computeWorkloadId({ mrTd: MEASUREMENTS.mrTd, mrConfigId: zero, mrOwner: zero, mrOwnerConfig: zero, rtmrs: [CCEL.rtmrs[0]!, CCEL.rtmrs[1]!, CCEL.rtmrs[2]!, CCEL.rtmrs[3]!] }), true)
 
   // The gateway's log and the enclave parts that record into it.
   const clock = { ms: Number(await registry.chainTime()) * 1000 }
@@ -84,7 +90,11 @@ t.test('dev TEE + anvil: log, register, anchor, serve, prove, audit', async (t) 
   const epochs = await createEpochManager({ epochLengthMs: 3_600_000, graceMs: 60_000, now: () => clock.ms, newOhttpKey: fakeOhttpKey, autoRotate: false, logSink: log.sink })
   t.teardown(() => epochs.close())
   const quotes = createDevQuoteProvider({ signer, measurements: MEASUREMENTS })
-  const registration = createRegistrationEvidence({ quotes, gpu: null, epochs, logPublicKey: log.publicKey, model: MODEL, url: 'https://gateway.example' })
+  const registration = loggedRegistrationEvidence(createRegistrationEvidence({ quotes, gpu: null, epochs, logPublicKey: log.publicKey, model: MODEL, url: 'https://gateway.example' }), {
+    sink: log.sink,
+    epochs,
+    eventLog: CCEL_LOG,
+  })
   const block = await registry.freshnessBlock()
   const ev = await registration({ blockHash: block.hash, blockNumber: block.number, chainId: registry.chainId, registry: registry.address })
   const registered = await registry.register({ quote: ev.quote, pckCertDer: ev.pckCertDer, pckCertId: ev.pckCertId, data: ev.data })
@@ -96,7 +106,7 @@ t.test('dev TEE + anvil: log, register, anchor, serve, prove, audit', async (t) 
     blockNumber: registered.blockNumber,
   })
   clock.ms = Number(await registry.chainTime()) * 1000
-  const evidence = createEvidenceSource({ quotes, eventLog: createDevEventLogProvider(), gpu: null, epochs, logPublicKey: log.publicKey, logSink: log.sink })
+  const evidence = createEvidenceSource({ quotes, eventLog: CCEL_LOG, gpu: null, epochs, logPublicKey: log.publicKey, logSink: log.sink })
   for (const n of [1, 2]) await evidence.attest(new Uint8Array(32).fill(n))
   const domain = receiptDomain({ chainId: registry.chainId, registry: registry.address })
   const issue = (i: number) =>
@@ -171,8 +181,9 @@ t.test('dev TEE + anvil: log, register, anchor, serve, prove, audit', async (t) 
   t.same(report.findings, [], 'clean audit')
   t.equal(report.checks.anchors, 2)
   t.equal(report.checks.receiptsVerified, 25)
-  t.equal(report.checks.quotesVerified, 2)
-  t.same(report.entries.byType, { collateral: 1, epoch: 1, registration: 1, evidence: 2, receipt: 25 })
+  t.equal(report.checks.quotesVerified, 3)
+  t.equal(report.checks.logKey, 'registry')
+  t.same(report.entries.byType, { collateral: 1, epoch: 1, 'registration-evidence': 1, registration: 1, evidence: 2, receipt: 25 })
 
   // And the command, with the viem registry from --registry/--rpc.
   const rootFile = join(dataDir, 'dev-root.pem')
@@ -192,8 +203,8 @@ t.test('the real enclave with a log: every served bundle is logged first; epochs
   const ca = createDevRootCa({ now: new Date(), seed: new Uint8Array(32).fill(3) })
   const enclave = await createEnclave({
     engine: { name: 'none', models: async () => [], request: async () => Promise.reject(new Error('no engine')), close: async () => {} },
-    quotes: createDevQuoteProvider({ signer: createDevQuoteSigner(ca, { fmspc: DEV_FMSPC, now: new Date() }) }),
-    eventLog: createDevEventLogProvider(),
+    quotes: createDevQuoteProvider({ signer: createDevQuoteSigner(ca, { fmspc: DEV_FMSPC, now: new Date() }), measurements: { rtmrs: CCEL.rtmrs } }),
+    eventLog: CCEL_LOG,
     gpu: null,
     epochLengthMs: 3_600_000,
     graceMs: 60_000,
@@ -205,11 +216,14 @@ t.test('the real enclave with a log: every served bundle is logged first; epochs
   const bundle = await enclave.attest(new Uint8Array(32).fill(4))
   t.equal(bundle.logPublicKey, Buffer.from(log.publicKey).toString('base64'))
   await log.writer.flush()
-  const types = []
-  const source = createHttpLogSource('http://unused.invalid', fetch)
-  void source
-  const { report } = await auditLog({ source: (await import('../attestation/log/reader.ts')).createDirectoryLogSource(log.dir), tdxRoot: trustedRootFromDer('dev', ca.rootCertificateDer) })
-  for (const [k, v] of Object.entries(report.entries.byType)) types.push(`${k}:${v}`)
-  t.same(types.sort(), ['epoch:1', 'evidence:1'])
-  t.same(report.findings.map((f) => f.code), ['LOG_COLLATERAL_UNAVAILABLE'], 'no collateral was logged for this enclave: the auditor says so')
+  const { report } = await auditLog({ source: createDirectoryLogSource(log.dir), tdxRoot: trustedRootFromDer('dev', ca.rootCertificateDer) })
+  t.equal(report.entries.byType.epoch, 1)
+  // The served bundle is in the log (the enclave may log others too, e.g. a self-attestation at start).
+  const logged = (await entriesOf(log.dir, report.entries.total)).map((e) => decodeEntry(e))
+  t.ok(logged.some((e) => e.type === 'evidence' && e.nonce === bundle.nonce), 'the served bundle was logged')
+  t.same(
+    [...new Set(report.findings.map((f) => f.code))].sort(),
+    ['LOG_COLLATERAL_UNAVAILABLE', 'LOG_KEY_UNBOUND'],
+    'no collateral was logged for this enclave: the auditor says so, and so no verified quote vouches for the log key',
+  )
 })

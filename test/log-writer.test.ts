@@ -6,7 +6,12 @@
  * directory (torn tail discarded, deleted tiles regenerated), inclusion
  * proofs, and crash safety: a child writer is SIGKILLed before every single
  * write step (and in the middle of a journal record) and the reopened log
- * holds every acknowledged entry, no torn one, and verifies.
+ * holds every acknowledged entry, no torn one, and verifies; a kill before
+ * recovery's own truncation is recovered from too. Damage that is not a
+ * torn tail — a bad record with valid records after it, or a last record
+ * the published checkpoint says was acknowledged — refuses to open
+ * (LOG_STORAGE_CORRUPT) and leaves the journal untouched, so no index is
+ * ever handed out twice.
  */
 import { spawn } from 'node:child_process'
 import { mkdtemp, readFile, rm, writeFile, appendFile, readdir } from 'node:fs/promises'
@@ -19,7 +24,7 @@ import { createSigningKey } from '../enclave/keys.ts'
 import { createLogKey } from '../enclave/log/key.ts'
 import { createLogWriter } from '../enclave/log/writer.ts'
 import { recoverLogDirectory } from '../enclave/log/storage.ts'
-import { encodeJournalRecord } from '../enclave/log/journal.ts'
+import { encodeJournalRecord, scanJournal } from '../enclave/log/journal.ts'
 import { decodeEntry, encodeEntry } from '../attestation/log/entry.ts'
 import { verifyCheckpoint } from '../attestation/log/checkpoint.ts'
 import { createDirectoryLogSource, readEntryBundle } from '../attestation/log/reader.ts'
@@ -27,7 +32,7 @@ import { fetchCheckpoint, inclusionProofToJson, proveConsistency, proveInclusion
 import { tilesForSize, tilePath } from '../attestation/log/tile.ts'
 import { auditLog } from '../attestation/log/audit/audit.ts'
 import { EnclaveError } from '../enclave/errors.ts'
-import { codeOf } from './helpers/errors.ts'
+import { codeOf, thrown } from './helpers/errors.ts'
 
 const T0 = 1_700_000_000_000
 
@@ -37,13 +42,14 @@ async function tmp(t: Test): Promise<string> {
   return d
 }
 
-const collateral = (n: number) => encodeEntry({ type: 'collateral', time: T0, fingerprints: [n.toString(16).padStart(64, '0')] })
+/** A distinct entry per n that names no blob (the audits below check every blob an entry names). */
+const filler = (n: number) => encodeEntry({ type: 'void', time: T0 + n, reason: 'TEST_FILLER' })
 
 t.test('group commit: concurrent appends share records; indices dense; tiles and checkpoint verify', async (t) => {
   const dir = await tmp(t)
   const key = createLogKey()
   const writer = await createLogWriter({ dir, key, now: () => T0 })
-  const indices = await Promise.all(Array.from({ length: 700 }, (_, i) => writer.appendEntry(collateral(i))))
+  const indices = await Promise.all(Array.from({ length: 700 }, (_, i) => writer.appendEntry(filler(i))))
   t.same(indices, Array.from({ length: 700 }, (_, i) => BigInt(i)))
   t.equal(writer.size, 700)
   const journal = await readFile(join(dir, 'journal'))
@@ -56,16 +62,16 @@ t.test('group commit: concurrent appends share records; indices dense; tiles and
   for (const c of tilesForSize(700)) t.ok(await source.read(tilePath(c)), tilePath(c))
   t.equal((await readEntryBundle(source, 2, 700 - 512)).length, 188)
   const p = await proveInclusion(source, key.publicKey, 513)
-  t.same(decodeEntry(p.entry), decodeEntry(collateral(513)))
+  t.same(decodeEntry(p.entry), decodeEntry(filler(513)))
   const json = JSON.parse(JSON.stringify(inclusionProofToJson(p)))
   t.equal(verifyInclusionProofJson(json, key.publicKey).checkpoint.size, 700)
   t.equal(codeOf((() => { try { verifyInclusionProofJson({ ...json, index: 512 }, key.publicKey) } catch (e) { return e } })()), 'LOG_INCLUSION_PROOF_INVALID')
   // More entries, then a consistency proof from the old checkpoint.
-  await Promise.all(Array.from({ length: 100 }, (_, i) => writer.appendEntry(collateral(700 + i))))
+  await Promise.all(Array.from({ length: 100 }, (_, i) => writer.appendEntry(filler(700 + i))))
   const after = await fetchCheckpoint(source, key.publicKey)
   t.ok((await proveConsistency(source, 700, checkpoint.root, 800, after.checkpoint.root)).length > 0)
   await writer.close()
-  await t.rejects(writer.appendEntry(collateral(1)), { code: 'LOG_WRITER_CLOSED' })
+  await t.rejects(writer.appendEntry(filler(1)), { code: 'LOG_WRITER_CLOSED' })
 })
 
 t.test('receipts: the log assigns the index, the receipt is signed over it, the entry holds digest and signature', async (t) => {
@@ -91,7 +97,7 @@ t.test('receipts: the log assigns the index, the receipt is signed over it, the 
   // A build that fails (a destroyed key) still gets its index: a void entry, and the append rejects.
   signingKey.destroy()
   await t.rejects(issueReceipt({ ...base, time: 1_700_000_010n }), EnclaveError)
-  const ok = await writer.appendEntry(collateral(9))
+  const ok = await writer.appendEntry(filler(9))
   t.equal(ok, 4n)
   const voidEntry = decodeEntry((await proveInclusion(source, writer.publicKey, 3)).entry)
   t.same(voidEntry, { type: 'void', time: T0, reason: 'ENCLAVE_CLOSED' })
@@ -102,7 +108,7 @@ t.test('recovery: a torn journal tail is discarded, deleted or corrupted tiles a
   const dir = await tmp(t)
   const key = createLogKey()
   const writer = await createLogWriter({ dir, key, now: () => T0 })
-  for (let i = 0; i < 300; i++) await writer.appendEntry(collateral(i))
+  for (let i = 0; i < 300; i++) await writer.appendEntry(filler(i))
   const note = writer.checkpoint!
   await writer.close()
   await appendFile(join(dir, 'journal'), Buffer.from('CGWJ\x00\x00\x01\x00partial record'))
@@ -115,24 +121,25 @@ t.test('recovery: a torn journal tail is discarded, deleted or corrupted tiles a
   t.equal(r.repairedTiles, 2)
   t.equal(r.checkpoint, note)
   verifyCheckpoint(await readFile(join(dir, 'checkpoint'), 'utf8'), key.publicKey)
-  const { report } = await auditLog({ source: createDirectoryLogSource(dir) })
-  t.ok(report.ok, 'the recovered log audits clean')
+  // The test made this key, so it is the trust anchor (an auditor without it gets LOG_KEY_UNBOUND: audit-tamper.test.ts).
+  const { report } = await auditLog({ source: createDirectoryLogSource(dir), publicKey: key.publicKey })
+  t.same(report.findings, [], 'the recovered log audits clean')
   // The same key continues the log; another key is refused.
   const again = await createLogWriter({ dir, key, now: () => T0 })
-  t.equal(await again.appendEntry(collateral(300)), 300n)
+  t.equal(await again.appendEntry(filler(300)), 300n)
   await again.close()
   await t.rejects(createLogWriter({ dir, key: createLogKey() }), { code: 'LOG_OPTIONS_INVALID' })
   // A complete, checksummed record whose checkpoint is not the tree's: acknowledged data that lies is corruption, not a torn tail.
-  await appendFile(join(dir, 'journal'), encodeJournalRecord(301, [collateral(301)], note))
+  await appendFile(join(dir, 'journal'), encodeJournalRecord(301, [filler(301)], note))
   await t.rejects(recoverLogDirectory(dir), { code: 'LOG_STORAGE_CORRUPT' })
 })
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/log-crash-writer.ts', import.meta.url))
 
-function runChild(dir: string, killAt: number, split: boolean): Promise<{ acked: number[]; steps: number | null; signal: string | null }> {
+function runChild(dir: string, killAt: number, split: boolean, killBefore = ''): Promise<{ acked: number[]; steps: number | null; signal: string | null }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE], {
-      env: { ...process.env, CGW_LOG_DIR: dir, CGW_LOG_KILL_AT: String(killAt), CGW_LOG_SPLIT: split ? '1' : '0' },
+      env: { ...process.env, CGW_LOG_DIR: dir, CGW_LOG_KILL_AT: String(killAt), CGW_LOG_SPLIT: split ? '1' : '0', CGW_LOG_KILL_BEFORE: killBefore },
       stdio: ['ignore', 'pipe', 'inherit'],
     })
     let out = ''
@@ -158,7 +165,7 @@ t.test('crash safety: SIGKILL before every write step; reopen keeps every acknow
     const r = await recoverLogDirectory(dir)
     const maxAck = Math.max(-1, ...run.acked)
     t.ok(r.size >= maxAck + 1 && r.size <= 9, `step ${k}: reopened at ${r.size}, acknowledged ${maxAck + 1}`)
-    const { report } = await auditLog({ source: createDirectoryLogSource(dir) }).catch((e: unknown) => {
+    const { report } = await auditLog({ source: createDirectoryLogSource(dir), publicKey: r.publicKey }).catch((e: unknown) => {
       // An empty log (killed before the first batch) has no checkpoint to audit.
       if (r.size === 0 && codeOf(e) === 'LOG_FETCH_FAILED') return { report: { ok: true, findings: [] } }
       throw e
@@ -170,4 +177,72 @@ t.test('crash safety: SIGKILL before every write step; reopen keeps every acknow
       t.ok(entries.length >= 1)
     }
   }
+})
+
+/** Flip one bit inside the payload of journal record `k` (0-based). */
+async function damageRecord(dir: string, k: number): Promise<Buffer> {
+  const path = join(dir, 'journal')
+  const bytes = await readFile(path)
+  const { batches } = scanJournal(bytes)
+  const start = k === 0 ? 0 : batches[k - 1]!.end
+  const at = start + 8 + 12 + 4 + 3 // a byte of the record's first entry: inside the checksummed payload
+  bytes[at] = bytes[at]! ^ 0x01
+  await writeFile(path, bytes)
+  return bytes
+}
+
+async function threeRecords(t: Test): Promise<{ dir: string; key: ReturnType<typeof createLogKey> }> {
+  const dir = await tmp(t)
+  const key = createLogKey()
+  const writer = await createLogWriter({ dir, key, now: () => T0 })
+  // Awaited one by one: one journal record (and one acknowledgement) each.
+  for (let i = 0; i < 3; i++) t.equal(await writer.appendEntry(filler(i)), BigInt(i))
+  await writer.close()
+  t.equal(scanJournal(await readFile(join(dir, 'journal'))).batches.length, 3)
+  return { dir, key }
+}
+
+t.test('a damaged acknowledged record followed by valid ones is corruption, not a torn tail: refuses to open, journal untouched', async (t) => {
+  const { dir, key } = await threeRecords(t)
+  const damaged = await damageRecord(dir, 1)
+  t.equal(codeOf(thrown(() => scanJournal(damaged))), 'LOG_STORAGE_CORRUPT')
+  await t.rejects(recoverLogDirectory(dir), { code: 'LOG_STORAGE_CORRUPT' })
+  await t.rejects(createLogWriter({ dir, key, now: () => T0 }), { code: 'LOG_STORAGE_CORRUPT' }, 'not opened for writing: index 1 is not handed out again')
+  t.same(await readFile(join(dir, 'journal')), damaged, 'nothing truncated')
+  // The first record damaged: the same.
+  const other = await threeRecords(t)
+  await damageRecord(other.dir, 0)
+  await t.rejects(recoverLogDirectory(other.dir), { code: 'LOG_STORAGE_CORRUPT' })
+})
+
+t.test('a damaged last record the published checkpoint covers is corruption; without that checkpoint it is indistinguishable from a torn tail', async (t) => {
+  const { dir, key } = await threeRecords(t)
+  const damaged = await damageRecord(dir, 2)
+  await t.rejects(recoverLogDirectory(dir), { code: 'LOG_STORAGE_CORRUPT' })
+  await t.rejects(createLogWriter({ dir, key, now: () => T0 }), { code: 'LOG_STORAGE_CORRUPT' })
+  t.same(await readFile(join(dir, 'journal')), damaged, 'nothing truncated')
+  // A published checkpoint that does not verify is a derived file lost in a crash: it does not count.
+  await writeFile(join(dir, 'checkpoint'), 'garbage')
+  const r = await recoverLogDirectory(dir)
+  t.equal(r.size, 2)
+  t.equal(r.tornTail?.code, 'LOG_TORN_TAIL')
+})
+
+t.test('crash safety: SIGKILL before recovery truncates a torn tail; the next recovery completes it', async (t) => {
+  const dir = join(await tmp(t), 'log')
+  const torn = await runChild(dir, 0, true, 'journal-half:2')
+  t.equal(torn.signal, 'SIGKILL', 'killed in the middle of the second journal record')
+  const before = await readFile(join(dir, 'journal'))
+  const scan = scanJournal(before)
+  t.ok(scan.tornBytes > 0, 'a torn tail is on disk')
+  const again = await runChild(dir, 0, true, 'truncate')
+  t.equal(again.signal, 'SIGKILL', 'killed right before the truncation')
+  t.same(await readFile(join(dir, 'journal')), before, 'the journal is as the first crash left it')
+  const r = await recoverLogDirectory(dir)
+  t.equal(r.tornTail?.code, 'LOG_TORN_TAIL')
+  t.ok(r.size >= Math.max(-1, ...torn.acked) + 1, `reopened at ${r.size}, acknowledged ${torn.acked.length}`)
+  t.equal((await readFile(join(dir, 'journal'))).length, scan.validLength, 'truncated to the last valid record')
+  t.equal((await recoverLogDirectory(dir)).tornBytes, 0, 'recovery is idempotent')
+  const { report } = await auditLog({ source: createDirectoryLogSource(dir), publicKey: r.publicKey })
+  t.same(report.findings, [])
 })

@@ -15,6 +15,14 @@
  * Receipt entries hold the receipt's EIP-712 digest and signature (plus
  * the epoch and signer address, both public) — never a request or response
  * hash on its own and never content.
+ *
+ * Evidence comes in the two binding modes of attestation/binding.ts:
+ * `evidence` answers a client nonce; `registration-evidence` is the bundle
+ * made for AttestationRegistry.register (enclave/registration.ts), fresh by
+ * a block hash, so it carries the binding inputs of that mode (block hash
+ * and number, chain id, registry) and, once mined, the transaction hash.
+ * A separate type rather than a flag so that a reader that predates it
+ * rejects it (LOG_ENTRY_MALFORMED) instead of checking it as nonce mode.
  */
 import { logError } from './errors.ts'
 import { MAX_ENTRY_SIZE } from './tile.ts'
@@ -29,6 +37,7 @@ export const ENTRY_TYPES = {
   collateral: 4,
   receipt: 5,
   void: 6,
+  'registration-evidence': 7,
 } as const
 export type EntryType = keyof typeof ENTRY_TYPES
 
@@ -52,6 +61,33 @@ export interface EvidenceEntry {
   readonly logPublicKey: Uint8Array | null
   /** SHA-256 hex of the runtime events JSON blob (RTMR2/3 extensions after boot), or null when none. */
   readonly runtimeEventsSha256: string | null
+}
+
+/** A registration-mode evidence bundle (module header). */
+export interface RegistrationEvidenceEntry {
+  readonly type: 'registration-evidence'
+  readonly time: number
+  readonly epoch: bigint
+  /** The block hash the quote answers: REPORTDATA freshness and the GPU nonce. */
+  readonly blockHash: Hex
+  readonly blockNumber: bigint
+  readonly chainId: bigint
+  readonly registry: Hex
+  /** The model and gateway URL registered on-chain (both bound in registration-mode REPORTDATA). */
+  readonly model: string
+  readonly url: string
+  readonly signingAddress: Hex
+  /** ms since the Unix epoch. */
+  readonly epochExpiresAt: number
+  readonly quoteSha256: string
+  readonly eventLog: { readonly tableSha256: string; readonly dataSha256: string } | null
+  readonly gpuSha256: string | null
+  readonly keyConfig: Uint8Array
+  /** Always present: the registry identifies the enclave by keccak256 of it. */
+  readonly logPublicKey: Uint8Array
+  readonly runtimeEventsSha256: string | null
+  /** The registration transaction once mined; null when logged before submission. */
+  readonly txHash: Hex | null
 }
 
 export interface EpochEntry {
@@ -100,7 +136,7 @@ export interface VoidEntry {
   readonly reason: string
 }
 
-export type LogEntry = EvidenceEntry | EpochEntry | RegistrationEntry | CollateralEntry | ReceiptEntry | VoidEntry
+export type LogEntry = EvidenceEntry | RegistrationEvidenceEntry | EpochEntry | RegistrationEntry | CollateralEntry | ReceiptEntry | VoidEntry
 
 class Writer {
   private parts: Uint8Array[] = []
@@ -181,6 +217,20 @@ const FLAG_EVENT_LOG = 1
 const FLAG_GPU = 2
 const FLAG_LOG_KEY = 4
 const FLAG_RUNTIME_EVENTS = 8
+const FLAG_TX_HASH = 16
+
+const utf8 = (s: string) => {
+  if (typeof s !== 'string') logError('LOG_ENTRY_MALFORMED', 'expected a string')
+  return new TextEncoder().encode(s)
+}
+/** Strict UTF-8: a string field has exactly one encoding, so the entry stays canonical. */
+const fromUtf8 = (b: Uint8Array) => {
+  try {
+    return new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(b)
+  } catch (cause) {
+    return logError('LOG_ENTRY_MALFORMED', 'a string field is not UTF-8', undefined, cause)
+  }
+}
 
 /** Encode an entry (version 1). */
 export function encodeEntry(e: LogEntry): Uint8Array {
@@ -194,6 +244,17 @@ export function encodeEntry(e: LogEntry): Uint8Array {
       w.var16(e.keyConfig)
       if (e.logPublicKey) w.var16(e.logPublicKey)
       if (e.runtimeEventsSha256) w.hex(e.runtimeEventsSha256, 32)
+      break
+    }
+    case 'registration-evidence': {
+      const flags = (e.eventLog ? FLAG_EVENT_LOG : 0) | (e.gpuSha256 ? FLAG_GPU : 0) | (e.runtimeEventsSha256 ? FLAG_RUNTIME_EVENTS : 0) | (e.txHash ? FLAG_TX_HASH : 0)
+      w.u64(e.epoch).hex(e.blockHash, 32).u64(e.blockNumber).u64(e.chainId).hex(e.registry, 20)
+      w.hex(e.signingAddress, 20).u64(e.epochExpiresAt).u8(flags).hex(e.quoteSha256, 32)
+      if (e.eventLog) w.hex(e.eventLog.tableSha256, 32).hex(e.eventLog.dataSha256, 32)
+      if (e.gpuSha256) w.hex(e.gpuSha256, 32)
+      w.var16(e.keyConfig).var16(e.logPublicKey).var16(utf8(e.model)).var16(utf8(e.url))
+      if (e.runtimeEventsSha256) w.hex(e.runtimeEventsSha256, 32)
+      if (e.txHash) w.hex(e.txHash, 32)
       break
     }
     case 'epoch':
@@ -246,6 +307,47 @@ export function decodeEntry(bytes: Uint8Array): LogEntry {
       const logPublicKey = flags & FLAG_LOG_KEY ? r.var16() : null
       const runtimeEventsSha256 = flags & FLAG_RUNTIME_EVENTS ? r.hex(32) : null
       e = { type: 'evidence', time, epoch, nonce, signingAddress, epochExpiresAt, quoteSha256, eventLog, gpuSha256, keyConfig, logPublicKey, runtimeEventsSha256 }
+      break
+    }
+    case ENTRY_TYPES['registration-evidence']: {
+      const epoch = r.u64()
+      const blockHash = addr(r.hex(32))
+      const blockNumber = r.u64()
+      const chainId = r.u64()
+      const registry = addr(r.hex(20))
+      const signingAddress = addr(r.hex(20))
+      const epochExpiresAt = r.num()
+      const flags = r.u8()
+      if (flags & ~(FLAG_EVENT_LOG | FLAG_GPU | FLAG_RUNTIME_EVENTS | FLAG_TX_HASH)) logError('LOG_ENTRY_MALFORMED', 'unknown registration evidence flags')
+      const quoteSha256 = r.hex(32)
+      const eventLog = flags & FLAG_EVENT_LOG ? { tableSha256: r.hex(32), dataSha256: r.hex(32) } : null
+      const gpuSha256 = flags & FLAG_GPU ? r.hex(32) : null
+      const keyConfig = r.var16()
+      const logPublicKey = r.var16()
+      const model = fromUtf8(r.var16())
+      const url = fromUtf8(r.var16())
+      const runtimeEventsSha256 = flags & FLAG_RUNTIME_EVENTS ? r.hex(32) : null
+      const txHash = flags & FLAG_TX_HASH ? addr(r.hex(32)) : null
+      e = {
+        type: 'registration-evidence',
+        time,
+        epoch,
+        blockHash,
+        blockNumber,
+        chainId,
+        registry,
+        model,
+        url,
+        signingAddress,
+        epochExpiresAt,
+        quoteSha256,
+        eventLog,
+        gpuSha256,
+        keyConfig,
+        logPublicKey,
+        runtimeEventsSha256,
+        txHash,
+      }
       break
     }
     case ENTRY_TYPES.epoch: {

@@ -47,13 +47,21 @@ export const LOG_ERROR_CODES = {
   LOG_EVIDENCE_INVALID: { kind: 'finding', description: 'a logged evidence bundle does not verify (quote, GPU evidence or binding; details.code says which)' },
   LOG_EVENTLOG_MISMATCH: { kind: 'finding', description: 'a logged event log does not replay to the RTMRs of its quote' },
   LOG_KEY_MISMATCH: { kind: 'finding', description: 'an evidence entry binds another log key than the one signing the checkpoints' },
+  LOG_KEY_UNBOUND: {
+    kind: 'finding',
+    description: 'nothing vouches for the log key: not given by the auditor, not registered or anchored on the registry, and bound by no verified quote in the log',
+  },
+  LOG_EVENTLOG_MISSING: { kind: 'finding', description: 'an evidence entry carries no CCEL event log, so RTMR0..2 of its quote cannot be replayed (event logs are required)' },
   LOG_REGISTRATION_NOT_FOUND: { kind: 'finding', description: 'a logged registration transaction is not a registration of this enclave on the registry' },
   LOG_BLOB_MISMATCH: { kind: 'finding', description: 'a blob does not have the SHA-256 its entry names' },
   LOG_COLLATERAL_UNAVAILABLE: { kind: 'finding', description: 'the collateral an evidence entry needs is in no archive the auditor was given' },
   LOG_VOID_ENTRY: { kind: 'finding', description: 'informational, not a failure: an index was assigned to a receipt whose signing failed; the entry records only the failure code' },
   // --- storage ----------------------------------------------------------------
-  LOG_TORN_TAIL: { kind: 'storage', description: 'the journal ends in an incomplete or corrupt record (never acknowledged); it is discarded on reopen' },
-  LOG_STORAGE_CORRUPT: { kind: 'storage', description: 'acknowledged log data fails its integrity check' },
+  LOG_TORN_TAIL: { kind: 'storage', description: 'the journal ends in an incomplete or corrupt record with nothing valid after it (never acknowledged); it is discarded on reopen' },
+  LOG_STORAGE_CORRUPT: {
+    kind: 'storage',
+    description: 'acknowledged log data fails its integrity check (a damaged record with valid ones after it, or fewer entries than the published checkpoint); the log refuses to open',
+  },
   LOG_WRITER_CLOSED: { kind: 'storage', description: 'the log writer is closed' },
   LOG_WRITE_FAILED: { kind: 'storage', description: 'a durable write or fsync failed; the batch is not acknowledged' },
   // --- fetch ----------------------------------------------------------------------
@@ -62,6 +70,7 @@ export const LOG_ERROR_CODES = {
   // --- config ------------------------------------------------------------------------
   LOG_OPTIONS_INVALID: { kind: 'config', description: 'invalid options or arguments' },
   LOG_STATE_INVALID: { kind: 'config', description: 'the auditor state file is not a valid state document' },
+  LOG_STATE_UNREADABLE: { kind: 'config', description: 'the auditor state file exists but cannot be read (fork and rewrite detection would be lost)' },
   LOG_INDEX_OUT_OF_RANGE: { kind: 'config', description: 'an index or size outside the tree' },
 } as const satisfies Record<string, { readonly kind: LogErrorKind; readonly description: string }>
 

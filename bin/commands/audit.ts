@@ -13,8 +13,21 @@
  * machines; a progress bar on a terminal.
  *
  * Exit codes: 0 clean; 3 any finding (a rewritten entry, a fork, an anchor
- * mismatch, an unregistered signer, evidence that does not verify, ...);
- * 5 the log could not be fetched; 1 bad arguments; 2 malformed log files.
+ * mismatch, an unregistered signer, evidence that does not verify, a log
+ * key nothing vouches for, ...); 5 the log could not be fetched; 1 bad
+ * arguments; 2 malformed log files; 7 the state file exists but cannot be
+ * read or is not a state document.
+ *
+ * The state is what makes fork and rewrite detection work across runs, so
+ * only a missing file (ENOENT) means "first audit". Any other failure to
+ * read it stops the audit with its own exit code: carrying on with an
+ * empty state would silently turn those checks off, which is what an
+ * attacker who can break the file would want. A missing leaves file is
+ * tolerated (rewrites are still detected from the roots, only not located).
+ *
+ * Without --log-key, the log key is the log's own `key` file and must be
+ * vouched for by the registry or a verified quote in the log, else the
+ * audit reports LOG_KEY_UNBOUND (exit 3).
  */
 import { mkdir, readFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
@@ -38,6 +51,9 @@ import { Table } from '../report.ts'
 import type { Io } from '../cgw.ts'
 
 const EXIT_BY_KIND = { parse: EXIT.PARSE, proof: EXIT.VERIFICATION, finding: EXIT.VERIFICATION, storage: EXIT.VERIFICATION, fetch: EXIT.COLLATERAL, config: EXIT.USAGE } as const
+/** The state file is unreadable or invalid (module header); not one of bin/exit-codes.ts's families, which are about evidence. */
+export const EXIT_AUDIT_STATE = 7
+const STATE_CODES: ReadonlySet<string> = new Set(['LOG_STATE_INVALID', 'LOG_STATE_UNREADABLE'])
 
 export interface AuditCommandDeps {
   /** Default: undici's fetch. */
@@ -54,12 +70,16 @@ function defaultStatePath(): string {
   return join(base, 'cgw', 'audit-state.json')
 }
 
-async function loadState(path: string): Promise<AuditState> {
+const errnoOf = (e: unknown) => (e as NodeJS.ErrnoException | null)?.code
+
+/** The state at `path`: empty only when the file does not exist (module header). */
+export async function loadState(path: string): Promise<AuditState> {
   let json: string
   try {
     json = await readFile(path, 'utf8')
-  } catch {
-    return EMPTY_AUDIT_STATE
+  } catch (e) {
+    if (errnoOf(e) === 'ENOENT') return EMPTY_AUDIT_STATE
+    throw new LogError('LOG_STATE_UNREADABLE', 'the state file cannot be read', { cause: e, details: { path, errno: errnoOf(e) } })
   }
   const leaves = new Map<string, Uint8Array>()
   let doc: { logs?: Record<string, unknown> }
@@ -68,11 +88,16 @@ async function loadState(path: string): Promise<AuditState> {
   } catch (cause) {
     throw new LogError('LOG_STATE_INVALID', 'the state file is not JSON', { cause, details: { path } })
   }
+  if (typeof doc !== 'object' || doc === null) throw new LogError('LOG_STATE_INVALID', 'the state file is not a state document', { details: { path } })
   for (const id of Object.keys(doc.logs ?? {})) {
+    // Only the id's own hex names a file: a state document must not steer reads elsewhere.
+    if (!/^0x[0-9a-f]{64}$/.test(id)) continue
+    const leavesPath = `${path}.${id.slice(2)}.leaves`
     try {
-      leaves.set(id, new Uint8Array(await readFile(`${path}.${id.slice(2)}.leaves`)))
-    } catch {
-      // Missing leaves: rewrites are still detected (roots), just not located.
+      leaves.set(id, new Uint8Array(await readFile(leavesPath)))
+    } catch (e) {
+      // Missing leaves: rewrites are still detected (roots), just not located. Anything else is a broken state.
+      if (errnoOf(e) !== 'ENOENT') throw new LogError('LOG_STATE_UNREADABLE', 'a state leaves file cannot be read', { cause: e, details: { path: leavesPath, errno: errnoOf(e) } })
     }
   }
   return parseAuditState(json, (id) => leaves.get(id) ?? null)
@@ -175,13 +200,29 @@ export async function runAudit(args: string[], io: Io, deps: AuditCommandDeps = 
     return code
   } catch (e) {
     const f = isLogError(e)
-      ? { error: e.toJSON(), exitCode: EXIT_BY_KIND[LOG_ERROR_CODES[e.code].kind] }
+      ? { error: e.toJSON(), exitCode: STATE_CODES.has(e.code) ? EXIT_AUDIT_STATE : EXIT_BY_KIND[LOG_ERROR_CODES[e.code].kind] }
       : failureOf(e)
     io.out(json ? `${JSON.stringify({ ok: false, exitCode: f.exitCode, error: f.error, report })}\n` : `Result           NOT AUDITED\nError            ${f.error.code}: ${f.error.message}\n`)
     return f.exitCode
   } finally {
     await pool?.close()
   }
+}
+
+/** Sorted indices as compact ranges: `3, 7-12, 40`; at most `max` ranges, then a count of the rest. */
+export function indexRanges(indices: readonly number[], max = 12): string {
+  const sorted = [...new Set(indices)].sort((a, b) => a - b)
+  const ranges: string[] = []
+  let covered = 0
+  for (let k = 0; k < sorted.length && ranges.length < max; ) {
+    let j = k
+    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++
+    ranges.push(j === k ? `${sorted[k]}` : `${sorted[k]}-${sorted[j]}`)
+    covered += j - k + 1
+    k = j + 1
+  }
+  const rest = sorted.length - covered
+  return rest > 0 ? `${ranges.join(', ')} (+${rest} more)` : ranges.join(', ')
 }
 
 function render(r: AuditReport): string {
@@ -194,6 +235,7 @@ function render(r: AuditReport): string {
   const c = r.checks
   t.row('Checks', [
     `checkpoint signature ${c.checkpointSignature ? 'ok' : 'FAILED'}`,
+    `log key ${c.logKey === null ? 'NOT VOUCHED FOR' : `vouched for by ${c.logKey === 'given' ? '--log-key' : c.logKey}`}`,
     `tree recomputed ${c.treeRecomputed ? 'yes' : 'no'}`,
     `${c.hashTilesChecked} hash tiles compared`,
     `${c.earlierCheckpoints} earlier checkpoints`,
@@ -201,11 +243,21 @@ function render(r: AuditReport): string {
     `receipt signers checked against the ${c.receiptSigners ?? '-'}`,
     `${c.quotesVerified} evidence entries, ${c.receiptsVerified} receipt signatures verified`,
   ].join('; '))
-  const counts = new Map<string, number>()
-  for (const f of r.findings) counts.set(f.code, (counts.get(f.code) ?? 0) + 1)
-  for (const [code, n] of counts) t.row('  finding', `${code} x${n}`)
-  for (const f of r.findings.slice(0, 20)) t.row('    at', `${f.index ?? '-'} ${f.code} ${JSON.stringify(f.details)}`)
-  if (r.findings.length > 20) t.row('    ...', `${r.findings.length - 20} more (--json lists all)`)
+  // Findings about the log as a whole, with their details (few by nature).
+  const global = r.findings.filter((f) => f.index === undefined)
+  for (const f of global.slice(0, 10)) t.row('Log finding', `${f.code} ${JSON.stringify(f.details)}`)
+  if (global.length > 10) t.row('', `${global.length - 10} more (--json lists all)`)
+  // Per-entry findings: one line per code, with the entries as ranges (--json has the details).
+  const byCode = new Map<string, number[]>()
+  for (const f of r.findings) {
+    if (f.index === undefined) continue
+    const list = byCode.get(f.code)
+    if (list) list.push(f.index)
+    else byCode.set(f.code, [f.index])
+  }
+  for (const [code, indices] of [...byCode].sort((a, b) => b[1].length - a[1].length)) {
+    t.row('Entries failed', `${code} x${new Set(indices).size}: ${indexRanges(indices)}`)
+  }
   t.row('Time', `${Math.round(r.timings.total ?? 0)} ms`)
   return `${t.lines.join('\n')}\n`
 }

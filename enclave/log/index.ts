@@ -58,7 +58,18 @@ export async function openGatewayLog(o: OpenGatewayLogOptions): Promise<GatewayL
 
 export { createLogKey, type LogKey } from './key.ts'
 export { createLogWriter, type LogWriter, type LogWriterOptions } from './writer.ts'
-export { createAttestationLogSink, registrationRecorder, registeredEventRecorder, collateralFingerprint, type AttestationLogSink, type EpochChangeRecord, type RegistrationRecord } from './sink.ts'
+export {
+  createAttestationLogSink,
+  registrationRecorder,
+  registeredEventRecorder,
+  collateralFingerprint,
+  loggedRegistrationEvidence,
+  type AttestationLogSink,
+  type EpochChangeRecord,
+  type LoggedRegistrationEvidenceOptions,
+  type RegistrationEvidenceRecord,
+  type RegistrationRecord,
+} from './sink.ts'
 export { createAnchorWorker, type AnchorWorker, type AnchorWorkerOptions, type CheckpointAnchorer } from './anchor-worker.ts'
 export { recordQuoteCollateral } from './collateral.ts'
 export { recoverLogDirectory, type RecoveredLog, type StorageHooks, type WriteStep } from './storage.ts'

@@ -10,9 +10,16 @@
  *
  * A record cut short by a crash (process kill, power loss) fails its length
  * or checksum and is discarded on reopen (LOG_TORN_TAIL): it was never
- * acknowledged, since acknowledgement waits for the fdatasync. Tiles, the
- * `checkpoint` file and entry bundles are derived from the journal and
- * regenerated on reopen, so a torn tile is repaired rather than served.
+ * acknowledged, since acknowledgement waits for the fdatasync. Only the
+ * TAIL can be torn: records are written one at a time, each made durable
+ * before the next is written, so an invalid record with any valid record
+ * after it is damage to acknowledged data, never a crash artefact. The scan
+ * then fails with LOG_STORAGE_CORRUPT instead of truncating — truncating
+ * there would drop acknowledged entries and hand their indices out again,
+ * rewriting published history. (storage.ts also refuses a tail that the
+ * published checkpoint says was acknowledged.) Tiles, the `checkpoint`
+ * file and entry bundles are derived from the journal and regenerated on
+ * reopen, so a torn tile is repaired rather than served.
  */
 import { createHash } from 'node:crypto'
 import { LogError } from '../../attestation/log/errors.ts'
@@ -57,7 +64,7 @@ export function encodeJournalRecord(firstIndex: number, entries: readonly Uint8A
 
 export interface JournalScan {
   readonly batches: readonly JournalBatch[]
-  /** Bytes of complete, valid records; the journal is truncated to this. */
+  /** Bytes of complete, valid records; a torn tail is truncated to this. */
   readonly validLength: number
   /** Bytes after the last valid record (a torn tail), 0 when none. */
   readonly tornBytes: number
@@ -65,8 +72,10 @@ export interface JournalScan {
 
 /**
  * Read every complete record. Parsing stops at the first record that is
- * truncated, fails its checksum or does not continue the index sequence:
- * everything from there is the torn tail.
+ * truncated, fails its checksum or does not continue the index sequence.
+ * What follows is a torn tail only when no valid record (of any index) can
+ * be found anywhere in it; otherwise throws LOG_STORAGE_CORRUPT (module
+ * header), details `{ offset, size, validRecordAt }`.
  */
 export function scanJournal(bytes: Uint8Array): JournalScan {
   const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
@@ -80,10 +89,29 @@ export function scanJournal(bytes: Uint8Array): JournalScan {
     next = rec.firstIndex + rec.entries.length
     o = rec.end
   }
+  if (o < b.length) {
+    const later = findValidRecord(b, o)
+    if (later !== null) {
+      throw corrupt('a journal record is damaged and valid records follow it: acknowledged entries would be lost', { offset: o, size: next, validRecordAt: later })
+    }
+  }
   return { batches, validLength: o, tornBytes: b.length - o }
 }
 
-function readRecord(b: Buffer, at: number, expectedFirst: number): JournalBatch | null {
+/**
+ * The offset of the first checksummed, well-formed record at or after
+ * `from`, whatever its index (an out-of-sequence record is damage too), or
+ * null. Linear in the tail; runs only on reopen after an invalid record.
+ */
+function findValidRecord(b: Buffer, from: number): number | null {
+  for (let p = b.indexOf(MAGIC, from); p >= 0; p = b.indexOf(MAGIC, p + 1)) {
+    if (readRecord(b, p, null) !== null) return p
+  }
+  return null
+}
+
+/** The record at `at`, or null when it is incomplete, fails its checksum or framing, or (with `expectedFirst`) is out of sequence. */
+function readRecord(b: Buffer, at: number, expectedFirst: number | null): JournalBatch | null {
   if (at + HEADER > b.length || !b.subarray(at, at + 4).equals(MAGIC)) return null
   const len = b.readUInt32BE(at + 4)
   const end = at + HEADER + len + CHECKSUM
@@ -94,7 +122,7 @@ function readRecord(b: Buffer, at: number, expectedFirst: number): JournalBatch 
   const limit = at + HEADER + len
   const first = b.readBigUInt64BE(o)
   o += 8
-  if (first !== BigInt(expectedFirst)) return null
+  if (expectedFirst !== null && first !== BigInt(expectedFirst)) return null
   const count = b.readUInt32BE(o)
   o += 4
   const entries: Uint8Array[] = []
@@ -109,7 +137,7 @@ function readRecord(b: Buffer, at: number, expectedFirst: number): JournalBatch 
   const noteLen = b.readUInt32BE(o)
   if (o + 4 + noteLen !== limit) return null
   const checkpoint = b.subarray(o + 4, limit).toString('utf8')
-  return { firstIndex: expectedFirst, entries, checkpoint, end }
+  return { firstIndex: Number(first), entries, checkpoint, end }
 }
 
 /** The typed error for a journal whose acknowledged part is unusable. */

@@ -8,10 +8,21 @@
  *   blob/<sha256 hex>    public artifacts entries refer to (durable before the entry)
  *
  * `recoverLogDirectory` brings a directory to the state of its journal:
- * truncates a torn tail (never acknowledged), checks every batch's
- * checkpoint against the recomputed tree, and rewrites any tile or
- * checkpoint file that is missing or differs. Every file but the journal
- * and blobs is written by rename, so a reader never sees half a tile.
+ * checks every batch's checkpoint against the recomputed tree, checks that
+ * the published `checkpoint` is one the journal still holds, then
+ * truncates a torn tail (never acknowledged) and rewrites any tile or
+ * checkpoint file that is missing or differs. Every check runs before the
+ * truncation, so a journal found corrupt is left exactly as it was for the
+ * operator. Every file but the journal and blobs is written by rename, so
+ * a reader never sees half a tile.
+ *
+ * The published checkpoint is the acknowledged size as far as the disk can
+ * tell: it is written only after the journal record it names is durable.
+ * A valid, signed `checkpoint` naming a tree the journal no longer holds
+ * means acknowledged records were lost (e.g. the last record damaged,
+ * which alone would look like a torn tail): LOG_STORAGE_CORRUPT. One that
+ * does not parse or verify is a derived file lost in a crash (it is not
+ * fsynced) and is regenerated.
  */
 import { randomBytes, createHash } from 'node:crypto'
 import { mkdir, open, readFile, rename, rm, type FileHandle } from 'node:fs/promises'
@@ -173,9 +184,11 @@ async function readOptional(path: string): Promise<Buffer | null> {
 
 /**
  * Bring `dir` to the state of its journal (module header). Throws
- * LOG_STORAGE_CORRUPT when an acknowledged batch's checkpoint does not
- * match the tree or its signature, and LOG_FETCH_FAILED when the key file
- * is missing.
+ * LOG_STORAGE_CORRUPT when a damaged record has valid records after it,
+ * when an acknowledged batch's checkpoint does not match the tree or its
+ * signature, or when the published checkpoint names a tree the journal
+ * does not hold; LOG_FETCH_FAILED when the key file is missing. Nothing is
+ * written before those checks pass.
  */
 export async function recoverLogDirectory(dir: string, hooks?: StorageHooks): Promise<RecoveredLog> {
   const keyText = await readOptional(join(dir, KEY_FILE))
@@ -183,14 +196,13 @@ export async function recoverLogDirectory(dir: string, hooks?: StorageHooks): Pr
   const { publicKey } = parseVerifierKey(keyText.toString('utf8').trim())
   const journal = (await readOptional(join(dir, JOURNAL_FILE))) ?? Buffer.alloc(0)
   const scan = scanJournal(journal)
-  if (scan.tornBytes > 0) {
-    step(hooks, 'truncate')
-    const h = await open(join(dir, JOURNAL_FILE), 'r+')
+  const publishedText = (await readOptional(join(dir, CHECKPOINT_FILE)))?.toString('utf8') ?? null
+  let published: { size: number; matched: boolean } | null = null
+  if (publishedText !== null) {
     try {
-      await h.truncate(scan.validLength)
-      await h.sync()
-    } finally {
-      await h.close()
+      published = { size: verifyCheckpoint(publishedText, publicKey).size, matched: false }
+    } catch {
+      // Not a valid signed checkpoint: a derived file lost in a crash, regenerated below.
     }
   }
   const tree = createTreeBuilder()
@@ -207,8 +219,24 @@ export async function recoverLogDirectory(dir: string, hooks?: StorageHooks): Pr
     if (c.size !== tree.size || !hashEqual(c.root, tree.root())) {
       throw new LogError('LOG_STORAGE_CORRUPT', 'a journal checkpoint does not match its entries', { details: { size: tree.size } })
     }
+    if (published !== null && published.size === tree.size && b.checkpoint === publishedText) published.matched = true
     checkpoint = b.checkpoint
   })
+  if (published !== null && !published.matched) {
+    throw new LogError('LOG_STORAGE_CORRUPT', 'the published checkpoint names a tree the journal does not hold: acknowledged entries are missing', {
+      details: { publishedSize: published.size, journalSize: tree.size, tornBytes: scan.tornBytes },
+    })
+  }
+  if (scan.tornBytes > 0) {
+    step(hooks, 'truncate')
+    const h = await open(join(dir, JOURNAL_FILE), 'r+')
+    try {
+      await h.truncate(scan.validLength)
+      await h.sync()
+    } finally {
+      await h.close()
+    }
+  }
   let repaired = 0
   for (const t of tree.takeChangedTiles()) {
     const path = join(dir, tilePath(t.coordinates))

@@ -14,7 +14,8 @@
  *  3. Replay, full evidence: a log of 1,000 evidence entries from the dev
  *     TEE with one dev GPU, each re-verified (quote with the logged
  *     collateral at the entry's time, GPU evidence with its RIMs and OCSP,
- *     the REPORTDATA binding); `--no-gpu` leaves the GPU out.
+ *     the REPORTDATA binding, the dev CCEL replayed to the quote's RTMRs:
+ *     the auditor requires an event log); `--no-gpu` leaves the GPU out.
  * Targets (issue 7): replay of 100,000 receipts < 30 s; ≥ 2,000 durable
  * appends/s. The last line is one JSON object. Options: --receipts N,
  * --evidence N, --threads N.
@@ -30,7 +31,7 @@ import { auditLog } from '../../attestation/log/audit/audit.ts'
 import { createReceiptSignaturePool } from '../../attestation/log/audit/receipt-signatures.ts'
 import { encodeEntry } from '../../attestation/log/entry.ts'
 import { createDirectoryLogSource } from '../../attestation/log/reader.ts'
-import { createDevGpu, createDevGpuRootCa, createDevQuoteSigner, createDevRootCa, DEV_FMSPC, signDevCollateral } from '../../attestation/dev/index.ts'
+import { createDevCcel, createDevGpu, createDevGpuRootCa, createDevQuoteSigner, createDevRootCa, DEV_FMSPC, signDevCollateral } from '../../attestation/dev/index.ts'
 import { createDevGpuProvider } from '../../enclave/gpu/dev.ts'
 import { trustedRootFromDer } from '../../attestation/roots/trust-root.ts'
 import { createEpochManager } from '../../enclave/epochs.ts'
@@ -172,6 +173,7 @@ async function main(): Promise<void> {
     const gpuCa = createDevGpuRootCa({ now: new Date(T0 - 86_400_000), seed: new Uint8Array(32).fill(8) })
     const gpuRoot = trustedRootFromDer('dev', gpuCa.rootCertificateDer, gpuCa.rootFingerprint)
     const gpu = WITH_GPU ? createDevGpuProvider({ ca: gpuCa, gpus: [createDevGpu(gpuCa, { index: 0 })], now: () => at }) : null
+    const ccel = createDevCcel()
     const ekey = createLogKey()
     const edir = join(root, 'evidence')
     const ew = await createLogWriter({ dir: edir, key: ekey, now: () => at.getTime() })
@@ -179,8 +181,9 @@ async function main(): Promise<void> {
     await sink.collateral([collateral])
     const epochs = await createEpochManager({ epochLengthMs: 3_600_000, graceMs: 60_000, now: () => at.getTime(), newOhttpKey: fakeOhttpKey, autoRotate: false, logSink: sink })
     const source = createEvidenceSource({
-      quotes: createDevQuoteProvider({ signer: qs }),
-      eventLog: createDevEventLogProvider(),
+      // One dev CCEL for both: the quotes' RTMR0-2 are its replay, so the auditor's replay matches.
+      quotes: createDevQuoteProvider({ signer: qs, ccel }),
+      eventLog: createDevEventLogProvider({ ccel }),
       gpu,
       epochs,
       logPublicKey: ekey.publicKey,

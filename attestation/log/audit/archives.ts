@@ -14,7 +14,7 @@ import { parseQuote } from '../../tdx/abi/quote.ts'
 import type { PcsClient } from '../../pcs/client.ts'
 import { join } from 'node:path'
 import { logError } from '../errors.ts'
-import type { FetchLike } from '../reader.ts'
+import { fetchLimited, type FetchLike, type HttpReadLimits } from '../reader.ts'
 import type { CollateralArchive } from './types.ts'
 
 const FINGERPRINT = /^[0-9a-f]{64}$/
@@ -37,8 +37,8 @@ export function createDirectoryCollateralArchive(dir: string): CollateralArchive
   }
 }
 
-/** `GET <baseUrl>/<fingerprint>`; 404 or any failure is "not here". */
-export function createHttpCollateralArchive(baseUrl: string, fetch: FetchLike): CollateralArchive {
+/** `GET <baseUrl>/<fingerprint>` within `limits` (reader.ts); 404 or any failure is "not here". */
+export function createHttpCollateralArchive(baseUrl: string, fetch: FetchLike, limits: HttpReadLimits = {}): CollateralArchive {
   let base: URL
   try {
     base = new URL(baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`)
@@ -50,9 +50,9 @@ export function createHttpCollateralArchive(baseUrl: string, fetch: FetchLike): 
     async get(fp) {
       if (!FINGERPRINT.test(fp)) return null
       try {
-        const res = await fetch(new URL(fp, base).href)
-        return res.ok ? new Uint8Array(await res.arrayBuffer()) : null
+        return await fetchLimited(fetch, new URL(fp, base).href, fp, limits)
       } catch {
+        // Unreachable, too slow or too large: not here (the entry then reports LOG_COLLATERAL_UNAVAILABLE).
         return null
       }
     },

@@ -1,8 +1,8 @@
 /**
  * `auditLog`: replay a published attestation log.
  *
- *  1. The checkpoint: signed by the log key (from the log's `key` file
- *     unless given), whose logId the origin names.
+ *  1. The checkpoint: signed by the log key (given by the auditor, or the
+ *     log's `key` file as a candidate), whose logId the origin names.
  *  2. The tree: every entry bundle fetched, every leaf hashed, the whole
  *     tree recomputed (compute) and its root compared with the checkpoint
  *     (compare); every published hash tile compared with the recomputed
@@ -13,24 +13,34 @@
  *     stored leaves (LOG_ENTRY_REWRITTEN); two checkpoints of one size with
  *     different roots are a fork; a smaller tree is a rollback. Every
  *     on-chain anchor must be the root at its size.
- *  4. Entries from `from` on: evidence re-verified with the collateral of
- *     its time; receipts' signatures verified and their signers checked
- *     against the registry (registered for this enclave and unexpired at
- *     the entry's time) or, without a registry, against the epochs the log
- *     itself attested; registrations found on the registry.
+ *  4. Entries from `from` on: evidence (nonce and registration mode)
+ *     re-verified with the collateral of its time; collateral blobs checked
+ *     against their fingerprints; receipts' signatures verified and their
+ *     signers checked against the registry (registered for this enclave and
+ *     unexpired at the entry's time) or, without a registry, against the
+ *     epochs the log itself attested (attested before the receipt, and the
+ *     receipt's time between that entry and the epoch's expiry or end of
+ *     grace); registrations found on the registry.
+ *  5. The log key's trust anchor. A log that signs its own checkpoints with
+ *     the key it serves proves only that it is self-consistent; what makes
+ *     its history the enclave's is a key the auditor trusts: given
+ *     (`publicKey`), registered or anchored on the registry under
+ *     logId = keccak256(key) (the registry checked a quote binding it; an
+ *     anchor requires a registration), or bound by at least one evidence
+ *     entry whose quote verifies. Otherwise LOG_KEY_UNBOUND.
  * A finding never stops the audit (except when there is no verifiable
  * checkpoint or tree to audit); the report lists them all.
  */
 import { BaseError } from '../../errors.ts'
 import { logIdOf, originOf, verifyCheckpoint, type Checkpoint } from '../checkpoint.ts'
-import { decodeEntry, type LogEntry } from '../entry.ts'
+import { decodeEntry, type EvidenceEntry, type LogEntry, type RegistrationEvidenceEntry } from '../entry.ts'
 import { LogError } from '../errors.ts'
 import { HASH_SIZE, hashEqual, leafHash } from '../hash.ts'
 import { buildMemoryTree, type MemoryTree } from '../merkle.ts'
 import { formatVerifierKey, parseVerifierKey } from '../note.ts'
 import { readEntryBundle, readHashTile } from '../reader.ts'
 import { tilesForSize, TILE_HEIGHT, TILE_WIDTH, type TileCoordinates } from '../tile.ts'
-import { replayEvidenceEntry, type EvidenceContext } from './evidence.ts'
+import { replayCollateralEntry, replayEvidenceEntry, type EvidenceContext } from './evidence.ts'
 import { recoverSigner, verifyReceiptSignaturesInThread } from './receipt-signatures.ts'
 import { EMPTY_AUDIT_STATE, type AuditState, type LogState, type SeenCheckpoint } from './state.ts'
 import type { AuditFinding, AuditOptions, AuditOutcome, AuditRegistration, AuditReport, EntryResult, ReceiptSignatureItem } from './types.ts'
@@ -52,12 +62,28 @@ async function mapLimit<T, R>(items: readonly T[], limit: number, f: (t: T, i: n
   return out
 }
 
-/** The log's public key: given, or from its `key` file (a signed-note verifier key). */
-async function publicKeyOf(o: AuditOptions): Promise<Uint8Array> {
-  if (o.publicKey) return o.publicKey
+/**
+ * The log's public key: given, or from its `key` file (a signed-note
+ * verifier key). A key read from the log is only a candidate: the log
+ * vouching for itself proves nothing, so it must be anchored later.
+ */
+async function publicKeyOf(o: AuditOptions): Promise<{ publicKey: Uint8Array; given: boolean }> {
+  if (o.publicKey) return { publicKey: o.publicKey, given: true }
   const k = await o.source.read('key')
   if (k === null) throw new LogError('LOG_FETCH_FAILED', 'the log serves no key; pass the log public key', { details: { location: o.source.location } })
-  return parseVerifierKey(Buffer.from(k).toString('utf8').trim()).publicKey
+  return { publicKey: parseVerifierKey(Buffer.from(k).toString('utf8').trim()).publicKey, given: false }
+}
+
+/** When an epoch's signing key may sign, as the log attested it (log mode). */
+interface EpochValidity {
+  /** Index of the first entry attesting it: receipts before it are unattested. */
+  readonly firstIndex: number
+  /** Time (ms) of that entry. */
+  readonly start: number
+  /** ms; the earliest expiry declared. */
+  expiresAt: number
+  /** End of grace (ms) stated by the next epoch's entry, or null. */
+  liveUntil: number | null
 }
 
 /** Audit the log at `o.source` (module header). Throws only when there is nothing verifiable to audit. */
@@ -86,6 +112,7 @@ export async function auditLog(o: AuditOptions): Promise<AuditOutcome> {
       receiptSigners: null,
       quotesVerified: 0,
       receiptsVerified: 0,
+      logKey: null,
     },
     findings,
     results: [],
@@ -94,7 +121,7 @@ export async function auditLog(o: AuditOptions): Promise<AuditOutcome> {
   const state = o.state ?? EMPTY_AUDIT_STATE
 
   // 1. Checkpoint.
-  const publicKey = await publicKeyOf(o)
+  const { publicKey, given } = await publicKeyOf(o)
   const logId = logIdOf(publicKey)
   report.logId = logId
   report.origin = originOf(publicKey)
@@ -219,8 +246,10 @@ export async function auditLog(o: AuditOptions): Promise<AuditOutcome> {
   }
   const registry = o.registry ?? null
   report.checks.receiptSigners = registry ? 'registry' : 'log'
-  const attested = new Set<string>() // `${epoch}:${address}` the log itself attested (epoch and evidence entries)
+  // Epochs the log itself attested (epoch and evidence entries), by `${epoch}:${address}`: where and when they start and end.
+  const epochs = new Map<string, EpochValidity>()
   const signerOfEpoch = new Map<bigint, Hex>()
+  const signers = new Set<Hex>()
   const registrations = new Map<string, Promise<readonly AuditRegistration[] | null>>()
   const registrationsOf = (addr: Hex) => {
     let p = registrations.get(addr)
@@ -230,6 +259,16 @@ export async function auditLog(o: AuditOptions): Promise<AuditOutcome> {
     }
     return p
   }
+  /** A mined registration of this log's enclave id by `signer` in transaction `txHash` on the auditor's registry. */
+  const registeredOnChain = async (chainId: bigint, address: Hex, enclaveId: Hex, signer: Hex | undefined, txHash: Hex): Promise<boolean> => {
+    if (!registry || chainId !== registry.chainId || address.toLowerCase() !== registry.address.toLowerCase() || enclaveId.toLowerCase() !== logId) return false
+    const regs = signer ? await registrationsOf(signer) : []
+    return (regs ?? []).some((r) => r.transactionHash.toLowerCase() === txHash.toLowerCase() && r.enclaveId.toLowerCase() === logId)
+  }
+  let keyTrust: AuditReport['checks']['logKey'] = given ? 'given' : null
+  let boundByEvidence = false
+  // Evidence before --from is not replayed, but may be needed to vouch for the key (with the collateral of its time).
+  const earlier: { index: number; entry: EvidenceEntry | RegistrationEvidenceEntry; collateral: readonly string[] }[] = []
   interface PendingReceipt {
     index: number
     entry: Extract<LogEntry, { type: 'receipt' }>
@@ -250,15 +289,44 @@ export async function auditLog(o: AuditOptions): Promise<AuditOutcome> {
     byType[e.type] = (byType[e.type] ?? 0) + 1
     // Context builds from every entry, whether replayed or not.
     if (e.type === 'collateral') ctx.collateral = [...e.fingerprints]
-    if (e.type === 'epoch' || e.type === 'evidence') {
-      attested.add(`${e.epoch}:${e.signingAddress.toLowerCase()}`)
-      signerOfEpoch.set(e.epoch, e.signingAddress.toLowerCase() as Hex)
+    if (e.type === 'epoch' || e.type === 'evidence' || e.type === 'registration-evidence') {
+      const address = e.signingAddress.toLowerCase() as Hex
+      const k = `${e.epoch}:${address}`
+      const expiresAt = e.type === 'epoch' ? e.expiresAt : e.epochExpiresAt
+      const known = epochs.get(k)
+      // Declarations that disagree on the expiry: the earliest one holds (fail closed).
+      if (known) known.expiresAt = Math.min(known.expiresAt, expiresAt)
+      else epochs.set(k, { firstIndex: i, start: e.time, expiresAt, liveUntil: null })
+      signerOfEpoch.set(e.epoch, address)
+      signers.add(address)
+      if (e.type === 'epoch' && e.previous) {
+        // The previous epoch keeps signing until the end of its grace, which only its successor's entry states.
+        const prevSigner = signerOfEpoch.get(e.previous.epoch)
+        const prev = prevSigner ? epochs.get(`${e.previous.epoch}:${prevSigner}`) : undefined
+        if (prev) prev.liveUntil = Math.max(prev.liveUntil ?? 0, e.previous.liveUntil)
+      }
     }
-    if (i < from) continue
+    if (e.type === 'receipt') signers.add(e.signer.toLowerCase() as Hex)
+    if (i < from) {
+      if ((e.type === 'evidence' || e.type === 'registration-evidence') && !given) earlier.push({ index: i, entry: e, collateral: ctx.collateral })
+      continue
+    }
     switch (e.type) {
       case 'evidence':
-        fail(i, e.type, await replayEvidenceEntry(e, i, ctx))
+      case 'registration-evidence': {
+        const r = await replayEvidenceEntry(e, i, ctx)
+        if (r.bindsLogKey) boundByEvidence = true
+        if (e.type === 'registration-evidence' && e.txHash !== null && registry) {
+          if (!(await registeredOnChain(e.chainId, e.registry, logIdOf(e.logPublicKey), e.signingAddress.toLowerCase() as Hex, e.txHash))) {
+            r.findings.push({ code: 'LOG_REGISTRATION_NOT_FOUND', index: i, details: { txHash: e.txHash, epoch: e.epoch.toString(), entry: e.type } })
+          }
+        }
+        fail(i, e.type, r.findings)
         report.checks.quotesVerified++
+        break
+      }
+      case 'collateral':
+        fail(i, e.type, await replayCollateralEntry(e, i, ctx))
         break
       case 'receipt': {
         const f: AuditFinding[] = []
@@ -271,27 +339,19 @@ export async function auditLog(o: AuditOptions): Promise<AuditOutcome> {
             const mine = regs.filter((r) => r.enclaveId.toLowerCase() === logId)
             if (mine.length === 0) f.push({ code: 'LOG_RECEIPT_SIGNER_UNREGISTERED', index: i, details: { signer, mode: 'registry' } })
             else if (!mine.some((r) => r.registeredAt <= t && t < r.expiresAt && (r.endedAt === null || t < r.endedAt))) {
-              f.push({ code: 'LOG_RECEIPT_SIGNER_EXPIRED', index: i, details: { signer, time: t.toString() } })
+              f.push({ code: 'LOG_RECEIPT_SIGNER_EXPIRED', index: i, details: { signer, time: t.toString(), mode: 'registry' } })
             }
           }
-        } else if (!attested.has(`${e.epoch}:${signer}`)) {
-          f.push({ code: 'LOG_RECEIPT_SIGNER_UNREGISTERED', index: i, details: { signer, epoch: e.epoch.toString(), mode: 'log' } })
         }
+        // Log mode is checked after the loop: an epoch's end of grace is stated by a later entry.
         // Results come after the bulk signature check below.
         receipts.push({ index: i, entry: e, findings: f })
         break
       }
       case 'registration': {
         const f: AuditFinding[] = []
-        if (registry) {
-          const signer = signerOfEpoch.get(e.epoch)
-          const regs = signer ? await registrationsOf(signer) : []
-          const match =
-            e.chainId === registry.chainId &&
-            e.registry.toLowerCase() === registry.address.toLowerCase() &&
-            e.enclaveId.toLowerCase() === logId &&
-            (regs ?? []).some((r) => r.transactionHash.toLowerCase() === e.txHash.toLowerCase() && r.enclaveId.toLowerCase() === logId)
-          if (!match) f.push({ code: 'LOG_REGISTRATION_NOT_FOUND', index: i, details: { txHash: e.txHash, epoch: e.epoch.toString() } })
+        if (registry && !(await registeredOnChain(e.chainId, e.registry, e.enclaveId, signerOfEpoch.get(e.epoch), e.txHash))) {
+          f.push({ code: 'LOG_REGISTRATION_NOT_FOUND', index: i, details: { txHash: e.txHash, epoch: e.epoch.toString() } })
         }
         fail(i, e.type, f)
         break
@@ -304,6 +364,47 @@ export async function auditLog(o: AuditOptions): Promise<AuditOutcome> {
     }
     done++
     if (done % 1024 === 0) o.onProgress?.(done, size - from)
+  }
+  if (!registry) {
+    // Log mode: the signer must be an epoch the log attested before the receipt, and the receipt inside that epoch's validity.
+    for (const r of receipts) {
+      const signer = r.entry.signer.toLowerCase()
+      const ep = epochs.get(`${r.entry.epoch}:${signer}`)
+      if (!ep || ep.firstIndex > r.index) {
+        r.findings.push({ code: 'LOG_RECEIPT_SIGNER_UNREGISTERED', index: r.index, details: { signer, epoch: r.entry.epoch.toString(), mode: 'log' } })
+        continue
+      }
+      const until = Math.max(ep.expiresAt, ep.liveUntil ?? ep.expiresAt)
+      if (r.entry.time < ep.start || r.entry.time >= until) {
+        r.findings.push({
+          code: 'LOG_RECEIPT_SIGNER_EXPIRED',
+          index: r.index,
+          details: { signer, epoch: r.entry.epoch.toString(), time: r.entry.time, validFrom: ep.start, validUntil: until, mode: 'log' },
+        })
+      }
+    }
+  }
+
+  // The log key needs a trust anchor other than the log itself (module header).
+  if (keyTrust === null && registry) {
+    if ((report.checks.anchors ?? 0) > 0) keyTrust = 'registry'
+    for (const s of signers) {
+      if (keyTrust !== null) break
+      if ((await registrationsOf(s))?.some((r) => r.enclaveId.toLowerCase() === logId)) keyTrust = 'registry'
+    }
+  }
+  if (keyTrust === null && boundByEvidence) keyTrust = 'evidence'
+  for (const x of earlier) {
+    if (keyTrust !== null) break
+    // Findings of entries before --from are not reported; only whether the entry vouches for the key counts.
+    if ((await replayEvidenceEntry(x.entry, x.index, { ...ctx, collateral: x.collateral })).bindsLogKey) keyTrust = 'evidence'
+  }
+  report.checks.logKey = keyTrust
+  if (keyTrust === null) {
+    findings.push({
+      code: 'LOG_KEY_UNBOUND',
+      details: { logId, mode: registry ? 'registry' : 'log', reason: 'no --log-key, no registration or anchor of this log id, no verified quote binding the key' },
+    })
   }
   report.timings.evidence = clock() - t3
 

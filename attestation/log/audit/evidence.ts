@@ -1,11 +1,22 @@
 /**
- * Replaying one evidence entry: the blobs it names (hash-checked), the
- * quote verified with the collateral in use at the entry's time and at that
- * instant, the REPORTDATA binding recomputed from the entry's fields, the
- * bound log key compared with the key signing the checkpoints, the CCEL
- * event log (and runtime events) replayed to the quote's RTMRs, the GPU
- * evidence verified for the entry's nonce. Every step that cannot run is a
- * finding (fail closed).
+ * Replaying one evidence entry, of either binding mode (nonce-mode
+ * `evidence`, `registration-evidence`): the blobs it names (hash-checked),
+ * the quote verified with the collateral in use at the entry's time and at
+ * that instant, the REPORTDATA binding recomputed from the entry's fields
+ * in the entry's mode (attestation/binding.ts), the bound log key compared
+ * with the key signing the checkpoints, the CCEL event log (and runtime
+ * events) replayed to the quote's RTMRs, the GPU evidence verified for the
+ * entry's freshness value (the nonce, or the block hash). Every step that
+ * cannot run is a finding (fail closed).
+ *
+ * Event logs are required: an entry without the CCEL is LOG_EVENTLOG_MISSING,
+ * even with runtime events (those cover RTMR3 only). Without a replay the
+ * RTMRs of the quote vouch for nothing an auditor can read, and this
+ * project has no policy under which that is acceptable; a platform without
+ * CCEL fails the audit rather than passing it unreplayed.
+ *
+ * Also the collateral entries: each fingerprint must name a blob the log
+ * serves and that hashes to it (the archive the auditor relies on later).
  */
 import { createHash } from 'node:crypto'
 import { computeReportData, hashGpuEvidence, NO_GPU_EVIDENCE_HASH } from '../../binding.ts'
@@ -22,7 +33,7 @@ import { parseQuote } from '../../tdx/abi/quote.ts'
 import { verifyQuote } from '../../tdx/verify/verify-quote.ts'
 import type { QuoteCollateralV3 } from '../../pcs/types.ts'
 import type { TrustedRoot } from '../../roots/trust-root.ts'
-import type { EvidenceEntry } from '../entry.ts'
+import type { CollateralEntry, EvidenceEntry, RegistrationEvidenceEntry } from '../entry.ts'
 import type { LogSource } from '../reader.ts'
 import type { AuditFinding, CollateralArchive } from './types.ts'
 
@@ -65,7 +76,7 @@ const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex')
 const codeOf = (e: unknown) => (e instanceof BaseError ? e.code : 'INTERNAL')
 
 /** A blob from the log, checked against its name; null (and a finding) when missing or different. */
-async function blob(source: LogSource, sha: string, what: string, index: number, findings: AuditFinding[]): Promise<Uint8Array | null> {
+export async function blob(source: LogSource, sha: string, what: string, index: number, findings: AuditFinding[]): Promise<Uint8Array | null> {
   let b: Uint8Array | null
   try {
     b = await source.read(`blob/${sha}`)
@@ -109,12 +120,29 @@ export async function collateralOf(ctx: EvidenceContext, fingerprint: string, qu
   return null
 }
 
-/** Replay one evidence entry; returns its findings (empty when it verifies). */
-export async function replayEvidenceEntry(e: EvidenceEntry, index: number, ctx: EvidenceContext): Promise<AuditFinding[]> {
+/** The outcome of one evidence entry. */
+export interface EvidenceReplay {
+  readonly findings: AuditFinding[]
+  /**
+   * The quote verified (genuine, with collateral of its time, under the
+   * auditor's root), its REPORTDATA is the binding of the entry's fields,
+   * and the key it binds is the key signing the checkpoints: this entry
+   * vouches for the log key (audit.ts, LOG_KEY_UNBOUND).
+   */
+  readonly bindsLogKey: boolean
+}
+
+/** Replay one evidence entry, either mode (module header). */
+export async function replayEvidenceEntry(e: EvidenceEntry | RegistrationEvidenceEntry, index: number, ctx: EvidenceContext): Promise<EvidenceReplay> {
   const findings: AuditFinding[] = []
+  const done = (bindsLogKey = false): EvidenceReplay => ({ findings, bindsLogKey })
   const at = new Date(e.time)
-  if (e.logPublicKey === null || Buffer.compare(e.logPublicKey, ctx.logPublicKey) !== 0) {
+  const keyMatches = e.logPublicKey !== null && Buffer.compare(e.logPublicKey, ctx.logPublicKey) === 0
+  if (!keyMatches) {
     findings.push({ code: 'LOG_KEY_MISMATCH', index, details: { bound: e.logPublicKey ? Buffer.from(e.logPublicKey).toString('base64') : null } })
+  }
+  if (e.eventLog === null) {
+    findings.push({ code: 'LOG_EVENTLOG_MISSING', index, details: { runtimeEvents: e.runtimeEventsSha256 !== null } })
   }
   const quoteBytes = await blob(ctx.source, e.quoteSha256, 'quote', index, findings)
   const gpuBytes = e.gpuSha256 === null ? null : await blob(ctx.source, e.gpuSha256, 'gpu', index, findings)
@@ -122,9 +150,10 @@ export async function replayEvidenceEntry(e: EvidenceEntry, index: number, ctx: 
   const data = e.eventLog ? await blob(ctx.source, e.eventLog.dataSha256, 'ccel-data', index, findings) : null
   const runtimeBytes = e.runtimeEventsSha256 === null ? null : await blob(ctx.source, e.runtimeEventsSha256, 'runtime-events', index, findings)
   if (quoteBytes === null || (e.gpuSha256 !== null && gpuBytes === null) || (e.eventLog && (table === null || data === null)) || (e.runtimeEventsSha256 !== null && runtimeBytes === null)) {
-    return findings
+    return done()
   }
-  const nonce = new Uint8Array(Buffer.from(e.nonce, 'hex'))
+  // The freshness value of the entry's mode: the GPU evidence answers it too.
+  const freshness = new Uint8Array(Buffer.from(e.type === 'evidence' ? e.nonce : e.blockHash.slice(2), 'hex'))
 
   // Quote: genuine at the entry's time with the collateral of that time.
   let quote
@@ -132,13 +161,14 @@ export async function replayEvidenceEntry(e: EvidenceEntry, index: number, ctx: 
     quote = parseQuote(quoteBytes)
   } catch (err) {
     findings.push({ code: 'LOG_EVIDENCE_INVALID', index, details: { step: 'quote', code: codeOf(err) } })
-    return findings
+    return done()
   }
   if (quote.body.kind === 'sgx') {
     findings.push({ code: 'LOG_EVIDENCE_INVALID', index, details: { step: 'quote', code: 'ATTESTATION_QUOTE_UNSUPPORTED_TEE' } })
-    return findings
+    return done()
   }
   const report = quote.body.report
+  let quoteVerified = false
   if (ctx.collateral.length === 0) {
     findings.push({ code: 'LOG_COLLATERAL_UNAVAILABLE', index, details: { reason: 'no collateral entry precedes this evidence' } })
   } else {
@@ -153,6 +183,7 @@ export async function replayEvidenceEntry(e: EvidenceEntry, index: number, ctx: 
       try {
         verifyQuote(quote, c, { now: at, ...(ctx.tdxRoot ? { trustedRoot: ctx.tdxRoot } : {}) })
         verified = true
+        quoteVerified = true
         break
       } catch (err) {
         failures.push(codeOf(err))
@@ -176,7 +207,7 @@ export async function replayEvidenceEntry(e: EvidenceEntry, index: number, ctx: 
       gpuHash = hashGpuEvidence(g.gpus)
       verifyGpuEvidence(g, {
         now: at,
-        expectedNonce: nonce,
+        expectedNonce: freshness,
         rims: rimStore(ctx, g.rims, at),
         ...(ctx.gpuDeviceRoot ? { deviceRoot: ctx.gpuDeviceRoot } : {}),
         ...(ctx.gpuRimRoot ? { rimRoot: ctx.gpuRimRoot } : {}),
@@ -185,18 +216,18 @@ export async function replayEvidenceEntry(e: EvidenceEntry, index: number, ctx: 
       findings.push({ code: 'LOG_EVIDENCE_INVALID', index, details: { step: 'gpu', code: codeOf(err) } })
     }
   }
+  let bindingMatches = false
   try {
-    const expected = computeReportData({
-      mode: 'nonce',
-      nonce,
-      keyConfig: e.keyConfig,
-      signingAddress: e.signingAddress,
-      gpuEvidenceHash: gpuHash,
-      logPublicKey: e.logPublicKey,
-      epoch: e.epoch,
-    })
+    const common = { keyConfig: e.keyConfig, signingAddress: e.signingAddress, gpuEvidenceHash: gpuHash, logPublicKey: e.logPublicKey, epoch: e.epoch }
+    const expected = computeReportData(
+      e.type === 'evidence'
+        ? { mode: 'nonce', nonce: freshness, ...common }
+        : { mode: 'registration', blockHash: freshness, chainId: e.chainId, registry: e.registry, model: e.model, url: e.url, ...common },
+    )
     if (Buffer.compare(expected, report.reportData) !== 0) {
-      findings.push({ code: 'LOG_EVIDENCE_INVALID', index, details: { step: 'binding', code: 'ATTESTATION_BINDING_MISMATCH' } })
+      findings.push({ code: 'LOG_EVIDENCE_INVALID', index, details: { step: 'binding', mode: e.type === 'evidence' ? 'nonce' : 'registration', code: 'ATTESTATION_BINDING_MISMATCH' } })
+    } else {
+      bindingMatches = true
     }
   } catch (err) {
     findings.push({ code: 'LOG_EVIDENCE_INVALID', index, details: { step: 'binding', code: codeOf(err) } })
@@ -217,6 +248,29 @@ export async function replayEvidenceEntry(e: EvidenceEntry, index: number, ctx: 
     }
   } catch (err) {
     findings.push({ code: 'LOG_EVENTLOG_MISMATCH', index, details: { code: codeOf(err) } })
+  }
+  // The log key is vouched for by the quote alone (genuine, binding it); event logs and GPU speak to other things.
+  return done(quoteVerified && bindingMatches && keyMatches)
+}
+
+/**
+ * A collateral entry: every fingerprint names a blob the log serves, with
+ * that SHA-256 (LOG_FETCH_FAILED when missing, LOG_BLOB_MISMATCH when
+ * different), that parses as collateral JSON (LOG_COLLATERAL_UNAVAILABLE
+ * otherwise). Parsed bundles go to the cache the evidence entries use.
+ */
+export async function replayCollateralEntry(e: CollateralEntry, index: number, ctx: EvidenceContext): Promise<AuditFinding[]> {
+  const findings: AuditFinding[] = []
+  for (const fp of e.fingerprints) {
+    const b = await blob(ctx.source, fp, 'collateral', index, findings)
+    if (b === null) continue
+    try {
+      const parsed = JSON.parse(Buffer.from(b).toString('utf8')) as unknown
+      if (typeof parsed !== 'object' || parsed === null) throw new TypeError('not an object')
+      if (!ctx.collateralCache.has(fp)) ctx.collateralCache.set(fp, parsed as QuoteCollateralV3)
+    } catch {
+      findings.push({ code: 'LOG_COLLATERAL_UNAVAILABLE', index, details: { blob: fp, reason: 'the blob is not collateral JSON' } })
+    }
   }
   return findings
 }

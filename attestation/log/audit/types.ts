@@ -61,11 +61,20 @@ export interface ReceiptSignatureItem {
 
 export interface AuditOptions {
   readonly source: LogSource
-  /** The log's raw Ed25519 public key; default: the log's `key` file, checked against the checkpoint origin. */
+  /**
+   * The log's raw Ed25519 public key, trusted as given. Default: the log's
+   * `key` file, which is then only a candidate: the audit reports
+   * LOG_KEY_UNBOUND unless the registry knows this log id (a registration
+   * or a checkpoint anchor) or a verified quote in the log binds the key.
+   */
   readonly publicKey?: Uint8Array
   /** What this auditor saw before (checkpoints and leaf hashes per log); null for a first audit. */
   readonly state?: AuditState | null
-  /** Registration and anchor history; without it receipt signers are checked against the log's own attested epochs. */
+  /**
+   * Registration and anchor history; without it receipt signers are checked
+   * against the log's own attested epochs (their first attesting entry,
+   * expiry and end of grace).
+   */
   readonly registry?: AuditRegistry | null
   /** Collateral archives tried after the log's own blobs, in order. */
   readonly collateral?: readonly CollateralArchive[]
@@ -121,6 +130,8 @@ export interface AuditReport {
     receiptSigners: 'registry' | 'log' | null
     quotesVerified: number
     receiptsVerified: number
+    /** What vouches for the log key: given by the auditor, the registry, a verified quote in the log; null: nothing (LOG_KEY_UNBOUND). */
+    logKey: 'given' | 'registry' | 'evidence' | null
   }
   findings: AuditFinding[]
   results: EntryResult[]
