@@ -8,10 +8,11 @@
  */
 import { createHash } from 'node:crypto'
 import t, { type Test } from 'tap'
-import { createDevGpu, createDevGpuRootCa, createDevQuoteSigner, createDevRootCa, signDevCollateral, DEV_FMSPC } from '../attestation/dev/index.ts'
+import { createDevCcel, createDevGpu, createDevGpuRootCa, createDevQuoteSigner, createDevRootCa, signDevCollateral, DEV_FMSPC } from '../attestation/dev/index.ts'
+import { parseEventLog, verifyRtmrs } from '../attestation/eventlog/index.ts'
 import { trustedRootFromDer } from '../attestation/roots/trust-root.ts'
 import { verifyQuote } from '../attestation/tdx/verify/verify-quote.ts'
-import { parseQuote } from '../attestation/tdx/abi/quote.ts'
+import { parseQuote, type TdReport } from '../attestation/tdx/abi/quote.ts'
 import { gpuEvidenceFromJson, gpuEvidenceToJson } from '../attestation/nvidia/evidence.ts'
 import { verifyGpuEvidence } from '../attestation/nvidia/verify/verify-gpu-evidence.ts'
 import { createDevGpuProvider } from '../enclave/gpu/dev.ts'
@@ -29,6 +30,7 @@ const L = 3_600_000
 const seed = (label: string) => new Uint8Array(createHash('sha256').update(`enclave-evidence test ${label}`).digest())
 const nonceOf = (label: string) => seed(`nonce ${label}`)
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex')
+const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64')
 const CANARY = 'OHTTP-PRIVATE-KEY-CANARY'
 
 const tdxCa = createDevRootCa({ seed: seed('tdx ca'), now: NOW })
@@ -98,7 +100,10 @@ t.test('the bundle verifies: dev quote, dev GPU evidence, binding', async (t) =>
   t.equal(bundle.keyConfig, Buffer.from(epoch.ohttpKey.keyConfig).toString('base64'))
   t.equal(bundle.epochExpiresAt, new Date(epoch.expiresAt).toISOString())
   t.equal(bundle.logPublicKey, Buffer.from(logPublicKey).toString('base64'), 'the log key travels in the bundle')
-  t.equal(bundle.eventLog, null, 'the dev TD has no event log')
+  const dev = createDevCcel()
+  t.same(bundle.eventLog, { table: b64(dev.table), data: b64(dev.data) }, 'the dev TD serves its generated CCEL')
+  const td = parseQuote(quoteOf(bundle)).body.report as TdReport
+  t.doesNotThrow(() => verifyRtmrs(parseEventLog(dev.data).events, td.rtmrs), 'and it replays to the quote RTMRs')
   t.ok(Object.isFrozen(bundle) && Object.isFrozen(bundle.gpu), 'frozen: a cached bundle cannot be changed by a caller')
 
   const vq = verifyQuote(quoteOf(bundle), collateral, { now: AT, trustedRoot: tdxRoot })

@@ -15,9 +15,9 @@ import { createHash } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { basename, dirname, join } from 'node:path'
 import t, { type Test } from 'tap'
-import { createDevQuoteSigner, createDevRootCa, DEV_FMSPC } from '../attestation/dev/index.ts'
+import { createDevCcel, createDevQuoteSigner, createDevRootCa, DEV_FMSPC } from '../attestation/dev/index.ts'
 import { parseQuote } from '../attestation/tdx/abi/quote.ts'
-import { parseCcelTable } from '../attestation/eventlog/index.ts'
+import { parseCcelTable, parseEventLog, verifyRtmrs } from '../attestation/eventlog/index.ts'
 import { createConfigfsTsmQuoteProvider, nodeConfigfsFs, TSM_REPORT_PATH, type ConfigfsFs } from '../enclave/quote-providers/configfs-tsm.ts'
 import { CCEL_DATA_PATH, CCEL_TABLE_PATH, createCcelEventLogProvider } from '../enclave/quote-providers/ccel.ts'
 import { createDevEventLogProvider, createDevQuoteProvider } from '../enclave/quote-providers/dev.ts'
@@ -173,17 +173,36 @@ t.test('configfs-tsm: misuse and abort', async (t) => {
   t.equal(tdReportData(await p.getQuote(reportData(2))), hex(reportData(2)), 'the queue survives a failed request')
 })
 
-t.test('dev quote provider: REPORTDATA as given, measurements configurable, RTMRs zero by default', async (t) => {
+t.test('dev quote provider: REPORTDATA as given, measurements configurable, RTMR0-2 the dev CCEL replay by default', async (t) => {
   const mrTd = new Uint8Array(48).fill(7)
   const p = createDevQuoteProvider({ signer, measurements: { mrTd } })
   t.equal(p.name, 'dev')
   const q = parseQuote(await p.getQuote(reportData(3)))
   t.equal(hex(q.body.report.reportData), hex(reportData(3)))
   t.equal(codeOf(await rejection(p.getQuote(new Uint8Array(63)))), 'ATTESTATION_OPTIONS_INVALID')
-  t.equal(await createDevEventLogProvider().read(), null)
   if (q.body.kind === 'sgx') return t.fail('not a TD quote')
   t.equal(hex(q.body.report.mrTd), hex(mrTd))
-  for (const rtmr of q.body.report.rtmrs) t.equal(hex(rtmr), '00'.repeat(48))
+  const log = await createDevEventLogProvider().read()
+  if (log === null) return t.fail('the dev TD serves an event log')
+  t.equal(parseCcelTable(log.table).logAreaMinimumLength, BigInt(log.data.length), 'the table describes the log')
+  const rtmrs = q.body.report.rtmrs
+  t.doesNotThrow(() => verifyRtmrs(parseEventLog(log.data).events, rtmrs), 'the default dev quote is the replay of the default dev event log')
+  t.equal(hex(q.body.report.rtmrs[3]!), '00'.repeat(48), 'RTMR3 is left to runtime events')
+  log.data.fill(0)
+  t.not(hex((await createDevEventLogProvider().read())!.data), hex(log.data), 'reads are copies')
+
+  // Explicit RTMRs win over the CCEL, and live registers over both; a given `ccel` moves the default.
+  const rtmrsOf = (x: ReturnType<typeof parseQuote>) => (x.body.kind === 'sgx' ? [] : x.body.report.rtmrs)
+  const given = [1, 2, 3, 4].map((n) => new Uint8Array(48).fill(n))
+  const explicit = parseQuote(await createDevQuoteProvider({ signer, measurements: { rtmrs: given } }).getQuote(reportData(4)))
+  t.same(rtmrsOf(explicit).map(hex), given.map(hex))
+  const live = [5, 6, 7, 8].map((n) => new Uint8Array(48).fill(n))
+  const fromLive = parseQuote(await createDevQuoteProvider({ signer, measurements: { rtmrs: given }, rtmrs: () => live }).getQuote(reportData(5)))
+  t.same(rtmrsOf(fromLive).map(hex), live.map(hex))
+  const other = createDevCcel({ cmdline: 'console=hvc0 other' })
+  const moved = parseQuote(await createDevQuoteProvider({ signer, ccel: other }).getQuote(reportData(6)))
+  t.same(rtmrsOf(moved).map(hex), other.rtmrs.map(hex))
+  t.same(hex((await createDevEventLogProvider({ ccel: other }).read())!.data), hex(other.data))
 })
 
 const VECTOR = new URL('./vectors/eventlog/gce-cos113/', import.meta.url)

@@ -1,6 +1,6 @@
 /**
- * The development TEE: a dev root CA, TDX v4 quotes and matching collateral
- * for machines without TDX (CI, laptops).
+ * The development TEE: a dev root CA, TDX v4 quotes and matching collateral,
+ * and a firmware event log (CCEL) for machines without TDX (CI, laptops).
  *
  * THIS IS NOT A TRUST ROOT FOR PRODUCTION. Everything here is signed by keys
  * that sit in the process that made them, so it proves nothing about any
@@ -55,6 +55,17 @@ export {
 } from './quote-signer.ts'
 export type { DevPlatform, DevQuoteInput, DevQuoteSigner, DevQuoteSignerOptions } from './quote-signer.ts'
 export { devTcbLevel, signDevCollateral } from './collateral-signer.ts'
+// The dev TD's firmware event log (ccel.ts): a CCEL table and TCG2 log of a
+// plausible boot, whose replay is the RTMR0-2 of dev quotes.
+export {
+  createDevCcel,
+  DEV_CCEL_LOG_AREA_LENGTH,
+  DEV_FIRMWARE,
+  DEV_INITRD,
+  DEV_KERNEL,
+  DEV_KERNEL_CMDLINE,
+} from './ccel.ts'
+export type { DevCcel, DevCcelOptions } from './ccel.ts'
 export type {
   DevCollateralPlatform,
   IsvTcbLevelJson,
