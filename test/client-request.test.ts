@@ -5,7 +5,9 @@
  * an RFC 9458 relay in the path changes nothing — unless it is hostile: a
  * flipped bit or a replayed response is refused with CLIENT_RESPONSE_INVALID.
  * Engine errors come back with their status; a stream the engine breaks
- * ends in CLIENT_UPSTREAM_FAILED, never silently.
+ * ends in CLIENT_UPSTREAM_FAILED, never silently. A background renewal of a
+ * verification that fails (the registration revoked) ends the cached one at
+ * once: the next send fails with the renewal's code and sends nothing.
  */
 import t from 'tap'
 import { keccak256 } from 'viem'
@@ -13,6 +15,8 @@ import { decodeBhttpRequest } from '../enclave/ohttp/index.ts'
 import { verifyReceipt } from '../enclave/receipts.ts'
 import { createClient } from '../gateway/client/client.ts'
 import { isClientError } from '../gateway/client/errors.ts'
+import type { VerificationReport } from '../gateway/client/verify.ts'
+import { createMemoryRegistry, MEMORY_REGISTRY_ADDRESS, MEMORY_REGISTRY_CHAIN_ID } from './helpers/memory-registry.ts'
 import { loadClientPolicy, loadPolicyRoots } from '../gateway/client/policy.ts'
 import { createReceiptVerifier } from '../gateway/client/receipt.ts'
 import { encodeInnerRequest } from '../gateway/client/request.ts'
@@ -186,4 +190,41 @@ t.test('receipt checks: the fast path agrees with recovery, and refuses a wrong 
   t.equal(await codeOf(v.verify({ ...r.json, signature: other.signature }, expect)), 'CLIENT_RECEIPT_INVALID', 'another receipt’s signature')
   const high = createReceiptVerifier(`0x${'11'.repeat(20)}`)
   t.equal(await codeOf(high.verify(r.json, expect)), 'CLIENT_RECEIPT_INVALID', 'another signer')
+})
+
+t.test('a failed background renewal ends the verification at once (no fail-open)', async (t) => {
+  const world = await devWorld(t)
+  const registry = createMemoryRegistry()
+  const p = await startDevProvider(t, world)
+  await p.register(registry)
+  const section = { required: true, chainId: Number(MEMORY_REGISTRY_CHAIN_ID), address: MEMORY_REGISTRY_ADDRESS, rpcUrls: ['http://127.0.0.1:1'], matchWorkloadId: true }
+  const policy = await loadClientPolicy(await writePolicy(world, devPolicyDocument(world, { registry: section })))
+  let told: (r: VerificationReport) => void = () => undefined
+  const failed = new Promise<VerificationReport>((resolve) => (told = resolve))
+  const client = createClient({
+    policy,
+    roots: await loadPolicyRoots(policy),
+    registry,
+    // Always inside the renewal window: every use renews, no clock needed.
+    refreshAheadMs: 24 * 3_600_000,
+    onVerification: (r) => {
+      if (!r.ok) told(r)
+    },
+  })
+  t.teardown(() => client.close())
+  const first = await client.verify(p.url)
+  t.equal(first.report.ok, true)
+  registry.remove(p.enclave.status().signingAddress)
+  t.equal(await client.verify(p.url), first, 'still valid: the cached one, with a renewal started')
+  t.equal((await failed).error?.code, 'CLIENT_REGISTRATION_EXPIRED')
+  t.equal(client.cached(p.url), undefined, 'the cached verification ended with the failed renewal')
+  const sent = p.ohttpRequests()
+  let code = 'ok'
+  try {
+    await client.send(p.url, { path: '/v1/chat/completions', body: chat('must not be sent') })
+  } catch (e) {
+    code = isClientError(e) ? e.code : 'untyped'
+  }
+  t.equal(code, 'CLIENT_REGISTRATION_EXPIRED')
+  t.equal(p.ohttpRequests(), sent, 'nothing was sent on the old verification')
 })

@@ -18,7 +18,7 @@ import t from 'tap'
 import OpenAI from 'openai'
 import { createEnclave } from '../enclave/enclave.ts'
 import { createHttpEngine } from '../enclave/engines/http.ts'
-import { createDevEventLogProvider, createDevQuoteProvider } from '../enclave/quote-providers/dev.ts'
+import { createDevQuoteProvider } from '../enclave/quote-providers/dev.ts'
 import { receiptDomain, receiptFromJson, verifyReceipt, type ReceiptJson } from '../enclave/receipts.ts'
 import { createRegistrationEvidence } from '../enclave/registration.ts'
 import { createGatewayLogger } from '../gateway/plugins/logging.ts'
@@ -27,6 +27,9 @@ import { viemRegistryFactory } from '../gateway/client/viem-registry.ts'
 import { parseProxyConfig } from '../gateway/proxy/config.ts'
 import { startProxy } from '../gateway/proxy/main.ts'
 import { devRegistry, MEASUREMENTS, MODEL } from './helpers/dev-registry.ts'
+
+/** The registry fixture's quotes carry fixed RTMRs that no firmware log describes: serve none (the policy pins no events). */
+const NO_EVENT_LOG = { read: async () => null }
 import { startEngineServer, expectedTokens } from './helpers/engine-server.ts'
 import { listenLocal, testConfig } from './helpers/fake-enclave.ts'
 
@@ -43,7 +46,7 @@ t.test('registered on anvil → proxy → gateway → engine → receipt verifie
   const enclave = await createEnclave({
     engine: createHttpEngine({ baseUrl: engine.url }),
     quotes: createDevQuoteProvider({ signer: f.signer, measurements: MEASUREMENTS }),
-    eventLog: createDevEventLogProvider(),
+    eventLog: NO_EVENT_LOG,
     gpu: null,
     epochLengthMs: 3_600_000,
     graceMs: 60_000,
@@ -59,7 +62,7 @@ t.test('registered on anvil → proxy → gateway → engine → receipt verifie
   const unregistered = await createEnclave({
     engine: createHttpEngine({ baseUrl: engine.url }),
     quotes: createDevQuoteProvider({ signer: f.signer, measurements: MEASUREMENTS }),
-    eventLog: createDevEventLogProvider(),
+    eventLog: NO_EVENT_LOG,
     gpu: null,
     epochLengthMs: 3_600_000,
     graceMs: 60_000,

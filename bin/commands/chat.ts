@@ -1,14 +1,23 @@
 /**
- * `cgw chat <gateway URL | --model NAME> "prompt" [--policy FILE] [--collateral FILE | --pcs URL] [--max-tokens N] [--json]`
+ * `cgw chat [gateway URL] --model NAME "prompt" [--relay URL] [--policy FILE] [--collateral FILE | --pcs URL] [--max-tokens N] [--json]`
  *
  * Verify the provider (the whole of `cgw verify`), send the prompt
  * encrypted to its attested key, print the answer as it streams in, and
- * print the receipt once it has checked out. With `--model` alone the
- * provider comes from the on-chain registry (the policy must name one);
- * providers are tried in the registry's order until one verifies. With a
- * URL and no --model, the model is the first the gateway lists (a public,
- * unverified list, used only to pick a name; the receipt names the model
- * that was served).
+ * print the receipt once it has checked out. Without a URL the provider
+ * comes from the on-chain registry (the policy must name one); providers
+ * are tried in the registry's order until one verifies.
+ *
+ * --model is required, with a URL too: the only other source of a model
+ * name would be the gateway's /v1/models, which nothing attests (anyone on
+ * the path can rewrite it), and letting it choose which model gets the
+ * prompt is a decision the user did not make. The receipt then names the
+ * model that was served, and must name the one asked for.
+ *
+ * --relay URL sends the encrypted request through an RFC 9458 relay
+ * resource, so the provider never sees this machine's address (evidence is
+ * still fetched from the provider directly). `{gateway}` in it is replaced
+ * by the chosen provider's URL, percent-encoded. The relay sees only
+ * ciphertext; one that alters it makes the answer fail its checks.
  *
  * The answer is on stdout as it arrives; the receipt follows it. A failure
  * after the first token (a tampered chunk, a bad receipt) ends the command
@@ -16,8 +25,7 @@
  * then not be trusted. Exit codes are those of `cgw verify`.
  */
 import { parseArgs } from 'node:util'
-import { request } from 'undici'
-import type { ConfidentialClient } from '../../gateway/client/client.ts'
+import { normalizeProviderUrl, type ConfidentialClient } from '../../gateway/client/client.ts'
 import { ClientError } from '../../gateway/client/errors.ts'
 import type { VerifiedReceipt } from '../../gateway/client/receipt.ts'
 import { reportOf } from '../../gateway/client/verify.ts'
@@ -25,19 +33,7 @@ import { EXIT } from '../exit-codes.ts'
 import type { Io } from '../cgw.ts'
 import { CLIENT_OPTIONS, clientFromPolicy, failureOfClient, policyFromArgs, renderVerificationReport, type ClientCommandDeps } from './verify.ts'
 
-const USAGE = 'usage: cgw chat <gateway URL | --model NAME> "prompt" [--policy FILE] [--collateral FILE | --pcs URL] [--max-tokens N] [--json]\n'
-
-async function firstModel(url: string): Promise<string> {
-  try {
-    const res = await request(`${url.replace(/\/+$/, '')}/v1/models`)
-    const body = (await res.body.json()) as { data?: { id?: unknown }[] }
-    const id = body.data?.[0]?.id
-    if (res.statusCode === 200 && typeof id === 'string') return id
-  } catch {
-    // fall through
-  }
-  throw new ClientError('CLIENT_CONFIG_INVALID', 'the gateway lists no model: pass --model NAME')
-}
+const USAGE = 'usage: cgw chat [gateway URL] --model NAME "prompt" [--relay URL] [--policy FILE] [--collateral FILE | --pcs URL] [--max-tokens N] [--json]\n'
 
 /** The text of one SSE event of a chat completion stream ('' for anything else). */
 function deltaOf(event: Uint8Array): string {
@@ -84,7 +80,7 @@ export async function runChat(args: string[], io: Io, deps: ClientCommandDeps = 
   try {
     const { values, positionals } = parseArgs({
       args,
-      options: { ...CLIENT_OPTIONS, model: { type: 'string' }, 'max-tokens': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      options: { ...CLIENT_OPTIONS, model: { type: 'string' }, relay: { type: 'string' }, 'max-tokens': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
       allowPositionals: true,
       strict: true,
     })
@@ -94,15 +90,27 @@ export async function runChat(args: string[], io: Io, deps: ClientCommandDeps = 
     }
     json = values.json === true
     const [first, second] = positionals
+    const model = values.model
+    if (model === undefined || model.length === 0) {
+      throw new ClientError('CLIENT_CONFIG_INVALID', 'pass --model NAME: the gateway’s model list is not attested, so it does not choose the model')
+    }
     let url: string | undefined
     let prompt: string
     if (positionals.length === 2) {
       url = first!
       prompt = second!
-    } else if (positionals.length === 1 && values.model !== undefined) {
+    } else if (positionals.length === 1) {
       prompt = first!
     } else {
-      throw new ClientError('CLIENT_CONFIG_INVALID', 'expected a gateway URL and a prompt, or --model NAME and a prompt')
+      throw new ClientError('CLIENT_CONFIG_INVALID', 'expected [gateway URL] --model NAME and a prompt')
+    }
+    const relay = values.relay
+    if (relay !== undefined) {
+      try {
+        normalizeProviderUrl(relay.replaceAll('{gateway}', 'x'))
+      } catch (e) {
+        throw new ClientError('CLIENT_CONFIG_INVALID', '--relay must be an http(s) URL', { cause: e })
+      }
     }
     let maxTokens: number | undefined
     if (values['max-tokens'] !== undefined) {
@@ -112,8 +120,7 @@ export async function runChat(args: string[], io: Io, deps: ClientCommandDeps = 
     const loaded = await policyFromArgs(values)
     source = loaded.source
     client = await clientFromPolicy(loaded.policy, deps)
-    const candidates = url !== undefined ? [url] : await client.discover(values.model!)
-    const model = values.model ?? (await firstModel(candidates[0]!))
+    const candidates = url !== undefined ? [url] : await client.discover(model)
 
     // The first provider that verifies gets the prompt; none of the others sees anything.
     let lastError: unknown
@@ -129,7 +136,7 @@ export async function runChat(args: string[], io: Io, deps: ClientCommandDeps = 
     }
     if (chosen === undefined) throw lastError
     const body = { model, messages: [{ role: 'user', content: prompt }], stream: true, ...(maxTokens ? { max_tokens: maxTokens } : {}) }
-    const res = await client.send(chosen, { path: '/v1/chat/completions', body })
+    const res = await client.send(chosen, { path: '/v1/chat/completions', body, ...(relay !== undefined ? { relay } : {}) })
     let answer = ''
     const errorBody: Uint8Array[] = []
     for await (const event of res.content) {

@@ -1,12 +1,17 @@
 /**
  * `cgw proxy --config FILE`: run the enterprise proxy (gateway/proxy) until
- * SIGINT or SIGTERM. Prints the URL it listens on (127.0.0.1 unless the
+ * SIGINT or SIGTERM, then stop promptly: answers in flight get the config's
+ * limits.shutdownGraceMs, and connections that are left are closed rather
+ * than waited for. Prints the URL it listens on (127.0.0.1 unless the
  * config says otherwise). Exit codes: 0 stopped cleanly, 1 bad arguments or
- * config, 8 the listen address could not be bound, 70 anything else.
+ * config (an audit file that cannot be opened included: the proxy does not
+ * run without its audit trail), 8 the listen address could not be bound,
+ * 70 anything else.
  */
 import { parseArgs } from 'node:util'
 import { loadProxyConfig } from '../../gateway/proxy/config.ts'
 import { startProxy, type RunningProxy } from '../../gateway/proxy/main.ts'
+import { isProxyError } from '../../gateway/proxy/errors.ts'
 import { viemRegistryFactory } from '../../gateway/client/viem-registry.ts'
 import { loadClientPolicy } from '../../gateway/client/policy.ts'
 import type { RegistryReaderFactory } from '../../gateway/client/registry.ts'
@@ -62,6 +67,10 @@ export async function runProxy(args: string[], io: Io, deps: ProxyCommandDeps = 
     await (deps.until ?? signals)(proxy)
     return EXIT.OK
   } catch (e) {
+    if (isProxyError(e)) {
+      io.err(`cgw proxy: ${e.code}${e.reason ? ` (${e.reason})` : ''}: ${e.shortMessage}\n`)
+      return EXIT.USAGE
+    }
     const code = (e as { code?: unknown } | null)?.code
     if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
       io.err(`cgw proxy: cannot listen: ${String(code)}\n`)

@@ -15,7 +15,13 @@
  * is dropped, the provider verified afresh and the request (which the
  * gateway could not decrypt) sent once more to the new key. Concurrent
  * callers share one verification. Optionally the entry is renewed in the
- * background shortly before it ends, so a busy caller never waits for it.
+ * background shortly before it ends, so a busy caller never waits for it;
+ * a renewal that fails (a revoked or expired registration, another key
+ * config, a changed measurement — or evidence that could not be fetched)
+ * ends the current verification at once: the next request verifies in the
+ * foreground and fails with the renewal's code unless the provider has
+ * recovered, and `onVerification` hears of the failed report so that a
+ * pool can stop choosing the provider.
  *
  * HTTP goes through one undici Agent (keep-alive pools per origin).
  */
@@ -43,7 +49,7 @@ export interface ClientOptions {
   readonly dispatcher?: Dispatcher
   readonly fetchEvidence?: EvidenceFetcher
   readonly transport?: OhttpTransport
-  /** An RFC 9458 relay resource for a gateway, or undefined to send to the gateway directly. */
+  /** An RFC 9458 relay resource for a gateway, or undefined to send to the gateway directly (SendOptions.relay wins). */
   readonly relay?: (providerUrl: string) => string | undefined
   /** Told about every verification, passed or failed (e.g. the proxy's audit file). */
   readonly onVerification?: (report: VerificationReport) => void
@@ -58,6 +64,8 @@ export interface SendOptions {
   readonly body: unknown
   /** The model the body names, when the caller already parsed it (saves parsing the bytes again). */
   readonly model?: string
+  /** The RFC 9458 relay resource for this request (a `{gateway}` template is expanded); overrides ClientOptions.relay. */
+  readonly relay?: string
   readonly signal?: AbortSignal
 }
 
@@ -96,6 +104,15 @@ export function normalizeProviderUrl(url: string): string {
   return `${u.origin}${u.pathname.replace(/\/+$/, '')}`
 }
 
+/**
+ * A relay resource for `providerUrl`: `{gateway}` in the template becomes the
+ * provider's URL, percent-encoded (for a relay that forwards to several
+ * gateways); a template without it is used as it is.
+ */
+export function relayTarget(template: string, providerUrl: string): string {
+  return template.replaceAll('{gateway}', encodeURIComponent(providerUrl))
+}
+
 function modelOf(bytes: Uint8Array): string {
   let v: unknown
   try {
@@ -127,7 +144,7 @@ export function createClient(options: ClientOptions): ConfidentialClient {
   const refreshAheadMs = options.refreshAheadMs ?? 0
   let registry: RegistryReader | null = null
   if (options.registry !== undefined) {
-    // Even one reader goes through the fallback wrapper: its failures become CLIENT_REGISTRY_UNAVAILABLE.
+    // Even one reader goes through the fallback wrapper: an outage becomes CLIENT_REGISTRY_UNAVAILABLE (another chain: CLIENT_REGISTRY_MISMATCH).
     registry = createFallbackRegistryReader(Array.isArray(options.registry) ? options.registry : [options.registry as RegistryReader])
   } else if (policy.registry.required) {
     if (!options.registryFactory) throw new ClientError('CLIENT_CONFIG_INVALID', 'the policy requires a registry: give readers or a reader factory')
@@ -189,10 +206,12 @@ export function createClient(options: ClientOptions): ConfidentialClient {
           }
         },
         (e: unknown) => {
+          // Fail closed: what failed to verify now is not used again on the strength of an older result.
+          // Dropped before the report goes out, so whoever hears of it finds the provider unverified.
+          if (entries.get(url) === current) entries.delete(url)
+          current.refreshing = false
           const report = (e as { report?: VerificationReport }).report
           if (report) options.onVerification?.(report)
-          // The current verification still holds until it ends; then the next request verifies in the foreground.
-          current.refreshing = false
         },
       )
     }
@@ -207,7 +226,7 @@ export function createClient(options: ClientOptions): ConfidentialClient {
     const model = o.model ?? modelOf(body)
     for (let attempt = 0; ; attempt++) {
       const entry = await entryFor(url)
-      const target = options.relay?.(url) ?? `${url}/v1/ohttp`
+      const target = o.relay !== undefined ? relayTarget(o.relay, url) : (options.relay?.(url) ?? `${url}/v1/ohttp`)
       try {
         const res = await exchange({
           provider: entry.value,

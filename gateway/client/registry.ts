@@ -14,7 +14,7 @@
  */
 import type { Address, Hex } from 'viem'
 import type { CheckpointAnchor, EnclaveRecord, RegistrationEvent, RegistryReader } from '../../contracts/registry-types.ts'
-import { ClientError, reasonOf } from './errors.ts'
+import { ClientError, isClientError, reasonOf } from './errors.ts'
 
 /** Makes a reader for one RPC URL (the viem-backed one lives in contracts/client/). */
 export type RegistryReaderFactory = (rpcUrl: string, chain: { readonly chainId: bigint; readonly address: Address }) => RegistryReader
@@ -22,7 +22,11 @@ export type RegistryReaderFactory = (rpcUrl: string, chain: { readonly chainId: 
 /**
  * One reader over several: each call goes to the first reader, and on any
  * failure to the next; when all fail, CLIENT_REGISTRY_UNAVAILABLE with the
- * reasons. The readers must all name the same chain and registry.
+ * reasons — unless one of them is an endpoint that serves another chain or
+ * registry than the policy names (CLIENT_REGISTRY_MISMATCH, e.g. from
+ * viem-registry.ts): that is a misconfiguration, not an outage, and keeps
+ * its own code so that nobody waits for it to come back. The readers must
+ * all name the same chain and registry.
  */
 export function createFallbackRegistryReader(readers: readonly RegistryReader[]): RegistryReader {
   const [first] = readers
@@ -36,12 +40,20 @@ export function createFallbackRegistryReader(readers: readonly RegistryReader[])
   }
   async function call<T>(method: string, f: (r: RegistryReader) => Promise<T>): Promise<T> {
     const reasons: string[] = []
+    let mismatch: ClientError | undefined
     for (const r of readers) {
       try {
         return await f(r)
       } catch (e) {
+        if (isClientError(e) && e.code === 'CLIENT_REGISTRY_MISMATCH') mismatch ??= e
         reasons.push(reasonOf(e))
       }
+    }
+    if (mismatch) {
+      throw new ClientError('CLIENT_REGISTRY_MISMATCH', 'a registry endpoint serves another chain or registry than the policy names', {
+        cause: mismatch,
+        details: { ...mismatch.details, method, reasons },
+      })
     }
     throw new ClientError('CLIENT_REGISTRY_UNAVAILABLE', 'no registry endpoint answered', { details: { method, reasons } })
   }

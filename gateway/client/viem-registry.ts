@@ -5,17 +5,16 @@
  *
  * The reader is lazy (the viem client is made on first use, and made again
  * after a failure) and checks that the RPC's chain is the one the policy
- * names before it answers anything. The contracts client is imported at
- * run time so the SDK does not depend on the contracts build at load time.
+ * names before it answers anything: another chain is CLIENT_REGISTRY_MISMATCH
+ * (details.field "chainId"), which the fallback reader (registry.ts) keeps
+ * as such rather than calling the registry unavailable — an endpoint on the
+ * wrong chain will not recover by waiting.
  */
 import { createPublicClient, http, type Address, type Hex } from 'viem'
 import type { RegistryReader } from '../../contracts/registry-types.ts'
+import { createRegistryClient } from '../../contracts/client/registry.ts'
 import { ClientError } from './errors.ts'
 import type { RegistryReaderFactory } from './registry.ts'
-
-const CONTRACTS_CLIENT = new URL('../../contracts/client/index.ts', import.meta.url).href
-
-type CreateRegistryClient = (o: { publicClient: unknown; address: Address; fromBlock?: bigint; allowDevelopment?: boolean }) => Promise<RegistryReader>
 
 export interface ViemRegistryFactoryOptions {
   readonly fromBlock?: bigint
@@ -32,10 +31,8 @@ export function viemRegistryFactory(options: ViemRegistryFactoryOptions = {}): R
     let pending: Promise<RegistryReader> | undefined
     const get = (): Promise<RegistryReader> =>
       (pending ??= (async () => {
-        const mod = (await import(CONTRACTS_CLIENT)) as { createRegistryClient?: CreateRegistryClient }
-        if (typeof mod.createRegistryClient !== 'function') throw new ClientError('CLIENT_REGISTRY_UNAVAILABLE', 'the registry client (contracts/client) is not available')
-        const reader = await mod.createRegistryClient({
-          publicClient: createPublicClient({ transport: http(rpcUrl) }),
+        const reader: RegistryReader = await createRegistryClient({
+          publicClient: createPublicClient({ transport: http(rpcUrl) }) as never,
           address: chain.address,
           ...(options.fromBlock !== undefined ? { fromBlock: options.fromBlock } : {}),
           ...(options.allowDevelopment === true ? { allowDevelopment: true } : {}),

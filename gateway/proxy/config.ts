@@ -6,15 +6,26 @@
  *       "policy": "policy.json",                                   // client policy (gateway/client/policy.ts)
  *       "models": {
  *         "llama-3-70b": { "providers": ["https://gw-a.example", { "url": "https://gw-b.example", "relay": "https://relay.example/gw-b" }] },
- *         "qwen-72b":    { "discover": true }                      // providers from the on-chain registry
+ *         "qwen-72b":    { "discover": true },                     // providers from the on-chain registry
+ *         "mixtral":     { "discover": true, "relay": "https://relay.example/ohttp/{gateway}" }
  *       },
  *       "apiKeys": ["sha256:<hex>", "<plain key>"],                // optional: Authorization: Bearer <key>
- *       "limits": { "bodyLimitBytes": 1048576, "maxResponseBytes": 16777216, "maxAttempts": 3, "cooldownMs": 30000 },
+ *       "limits": { "bodyLimitBytes": 1048576, "maxResponseBytes": 16777216, "maxAttempts": 3, "cooldownMs": 30000,
+ *                   "shutdownGraceMs": 10000 },                    // how long a stop waits for answers in flight
  *       "audit": { "file": "cgw-audit.jsonl" },                    // required: hashes only, append-only
  *       "logLevel": "info" }
  *
  * Relative paths resolve against the config file's folder. API keys may be
  * given as their SHA-256 so that the file holds no secret.
+ *
+ * Relays (RFC 9458): a static provider names its own relay resource; a
+ * discovered model names one relay for every provider the registry lists,
+ * since their URLs are not known in advance. `{gateway}` in a relay URL is
+ * replaced by the provider's URL (percent-encoded) for relays that forward
+ * to several gateways; without it every provider goes through the same
+ * resource. A relay that forwards to the wrong gateway costs availability
+ * only: the request is encrypted to the verified provider's key, and the
+ * answer must decrypt and carry that provider's receipt.
  */
 import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
@@ -29,7 +40,9 @@ export interface ProviderEntry {
   readonly relay?: string
 }
 
-export type ModelRoute = { readonly kind: 'static'; readonly providers: readonly ProviderEntry[] } | { readonly kind: 'discover' }
+export type ModelRoute =
+  | { readonly kind: 'static'; readonly providers: readonly ProviderEntry[] }
+  | { readonly kind: 'discover'; /** Relay resource (may hold `{gateway}`) for every discovered provider. */ readonly relay?: string }
 
 export interface ProxyConfig {
   readonly listen: { readonly host: string; readonly port: number }
@@ -38,12 +51,19 @@ export interface ProxyConfig {
   readonly models: ReadonlyMap<string, ModelRoute>
   /** SHA-256 of each accepted key (hex); empty = no API key required. */
   readonly apiKeyHashes: readonly string[]
-  readonly limits: { readonly bodyLimitBytes: number; readonly maxResponseBytes: number; readonly maxAttempts: number; readonly cooldownMs: number }
+  readonly limits: {
+    readonly bodyLimitBytes: number
+    readonly maxResponseBytes: number
+    readonly maxAttempts: number
+    readonly cooldownMs: number
+    /** On close: how long answers in flight may finish before their connections are cut. */
+    readonly shutdownGraceMs: number
+  }
   readonly audit: { readonly file: string }
   readonly logLevel: ProxyLogLevel
 }
 
-export const DEFAULT_PROXY_LIMITS = { bodyLimitBytes: 1 << 20, maxResponseBytes: 16 << 20, maxAttempts: 3, cooldownMs: 30_000 } as const
+export const DEFAULT_PROXY_LIMITS = { bodyLimitBytes: 1 << 20, maxResponseBytes: 16 << 20, maxAttempts: 3, cooldownMs: 30_000, shutdownGraceMs: 10_000 } as const
 
 function invalid(path: string, what: string): never {
   throw new ClientError('CLIENT_CONFIG_INVALID', `proxy config ${path}: ${what}`, { details: { path } })
@@ -97,8 +117,8 @@ export function parseProxyConfig(doc: unknown, options: { readonly baseDir?: str
     const path = `models.${name}`
     const r = object(v, path)
     if (r.discover === true) {
-      only(r, ['discover'], path)
-      models.set(name, { kind: 'discover' })
+      only(r, ['discover', 'relay'], path)
+      models.set(name, { kind: 'discover', ...(r.relay !== undefined ? { relay: url(r.relay, `${path}.relay`) } : {}) })
       continue
     }
     only(r, ['providers'], path)
@@ -121,7 +141,7 @@ export function parseProxyConfig(doc: unknown, options: { readonly baseDir?: str
     return m ? m[1]!.toLowerCase() : apiKeyHash(k)
   })
   const lim = o.limits === undefined ? {} : object(o.limits, 'limits')
-  only(lim, ['bodyLimitBytes', 'maxResponseBytes', 'maxAttempts', 'cooldownMs'], 'limits')
+  only(lim, ['bodyLimitBytes', 'maxResponseBytes', 'maxAttempts', 'cooldownMs', 'shutdownGraceMs'], 'limits')
   const a = object(o.audit, 'audit')
   only(a, ['file'], 'audit')
   if (typeof a.file !== 'string' || a.file.length === 0) invalid('audit.file', 'required: the JSONL audit file')
@@ -137,6 +157,7 @@ export function parseProxyConfig(doc: unknown, options: { readonly baseDir?: str
       maxResponseBytes: positive(lim.maxResponseBytes, 'limits.maxResponseBytes', DEFAULT_PROXY_LIMITS.maxResponseBytes),
       maxAttempts: positive(lim.maxAttempts, 'limits.maxAttempts', DEFAULT_PROXY_LIMITS.maxAttempts),
       cooldownMs: positive(lim.cooldownMs, 'limits.cooldownMs', DEFAULT_PROXY_LIMITS.cooldownMs),
+      shutdownGraceMs: positive(lim.shutdownGraceMs, 'limits.shutdownGraceMs', DEFAULT_PROXY_LIMITS.shutdownGraceMs),
     },
     audit: { file: resolve(baseDir, a.file) },
     logLevel: (o.logLevel as ProxyLogLevel | undefined) ?? 'info',

@@ -23,6 +23,18 @@ export const PROXY_ERROR_CODES = {
   PROXY_BODY_TOO_LARGE: { status: 413, type: 'invalid_request_error', message: 'the request body exceeds the configured limit' },
   PROXY_UNSUPPORTED_MEDIA_TYPE: { status: 415, type: 'invalid_request_error', message: 'requests must be application/json' },
   PROXY_NO_PROVIDER: { status: 503, type: 'server_error', message: 'no provider is configured or registered for this model' },
+  /** Discovery could not read the registry (outage, or an endpoint on another chain): not the same as "none registered". */
+  PROXY_REGISTRY_UNAVAILABLE: {
+    status: 503,
+    type: 'server_error',
+    message: 'the on-chain registry could not be read to find providers for this model (see reason)',
+  },
+  /** The audit trail cannot be written: every forwarded request is refused rather than served unrecorded. */
+  PROXY_AUDIT_UNAVAILABLE: {
+    status: 503,
+    type: 'server_error',
+    message: 'the proxy cannot write its audit file, so it refuses requests until an operator restores it (see reason)',
+  },
   PROXY_VERIFICATION_FAILED: { status: 502, type: 'verification_error', message: 'no provider for this model could be verified (see reason)' },
   PROXY_UPSTREAM_RATE_LIMITED: { status: 429, type: 'rate_limit_error', message: 'every verified provider for this model is rate-limiting' },
   PROXY_UPSTREAM_FAILED: { status: 502, type: 'server_error', message: 'the verified providers failed to answer (see reason)' },

@@ -1,17 +1,23 @@
 /**
  * Run the proxy from its config: open the audit file, build the client from
- * the policy (its verification reports go to the audit file too), build the
- * server, listen, verify the configured providers ahead of the first
- * request, and stop cleanly (server, client, then the audit file, flushed).
+ * the policy (its verification reports go to the audit file too, and a
+ * failed one — a background re-verification included — cools its provider
+ * down in the pool at once), build the server, listen, verify the
+ * configured providers ahead of the first request, and stop cleanly
+ * (server — answers in flight get limits.shutdownGraceMs, lingering
+ * connections are closed —, client, then the audit file, flushed).
+ *
+ * Relays go per request from the pool's entries (server.ts), so a provider
+ * listed for two models with different relays uses the right one for each.
  */
 import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import { createClientFromPolicyFile, type ClientFromFileOptions, type ConfidentialClient } from '../client/client.ts'
-import { normalizeProviderUrl } from '../client/client.ts'
+import { ClientError } from '../client/errors.ts'
 import { openAuditLog, type AuditLog } from './audit.ts'
 import type { ProxyConfig } from './config.ts'
-import { createProviderPool } from './pool.ts'
+import { createProviderPool, type ProviderPool } from './pool.ts'
 import { buildProxy } from './server.ts'
 
 export interface StartProxyOptions {
@@ -31,22 +37,28 @@ export interface RunningProxy {
 }
 
 export async function startProxy(config: ProxyConfig, options: StartProxyOptions = {}): Promise<RunningProxy> {
-  const audit = await openAuditLog(config.audit.file)
-  const relays = new Map<string, string>()
-  for (const route of config.models.values()) {
-    if (route.kind === 'static') for (const p of route.providers) if (p.relay) relays.set(normalizeProviderUrl(p.url), p.relay)
-  }
-  let client: ConfidentialClient | undefined
   let server: FastifyInstance | undefined
+  // Told once; the code only (the errno text names the path, which is not secret, but codes are what operators alert on).
+  const audit = await openAuditLog(config.audit.file, { onFailure: (reason) => server?.log.error({ code: 'PROXY_AUDIT_UNAVAILABLE', reason }, 'audit file unavailable: refusing requests') })
+  let client: ConfidentialClient | undefined
+  let pool: ProviderPool | undefined
   try {
+    const { onVerification, ...clientOptions } = options.client ?? {}
     client = await createClientFromPolicyFile(config.policy, {
-      relay: (url) => relays.get(url),
-      onVerification: (report) => audit.verification(report),
       // Renew shortly before the end so that no request waits for a verification.
       refreshAheadMs: 60_000,
-      ...options.client,
+      ...clientOptions,
+      onVerification: (report) => {
+        audit.verification(report)
+        if (!report.ok) pool?.failed(report.provider)
+        onVerification?.(report)
+      },
     })
-    const pool = createProviderPool({ client, models: config.models, cooldownMs: config.limits.cooldownMs })
+    const discovers = [...config.models.values()].some((r) => r.kind === 'discover')
+    if (discovers && !client.policy.registry.required && clientOptions.registry === undefined) {
+      throw new ClientError('CLIENT_CONFIG_INVALID', 'a model with "discover": true needs a policy that names a registry')
+    }
+    pool = createProviderPool({ client, models: config.models, cooldownMs: config.limits.cooldownMs })
     server = buildProxy({ config, client, pool, audit, ...(options.logger ? { logger: options.logger } : {}) })
     await server.listen({ host: config.listen.host, port: config.listen.port })
     if (options.warm !== false) await pool.warm()

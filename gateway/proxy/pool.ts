@@ -8,16 +8,26 @@
  * chance (its verification then runs again — it is never trusted on an old
  * result). Healthy providers are taken in rotation. `warm()` verifies every
  * static provider ahead of the first request, so its verification cost is
- * not in anybody's latency.
+ * not in anybody's latency. main.ts also calls `failed()` for every failed
+ * verification report — a background re-verification included — so a
+ * provider that stops verifying is passed over at once.
+ *
+ * Discovered models: the registry's live providers, each reached through
+ * the model's relay when the config names one. "None registered" is an
+ * empty list (PROXY_NO_PROVIDER); a registry that cannot be read is
+ * PROXY_REGISTRY_UNAVAILABLE with the client's code as reason, so an outage
+ * is never mistaken for an empty registry.
  */
 import type { ConfidentialClient } from '../client/client.ts'
 import { normalizeProviderUrl } from '../client/client.ts'
+import { isClientError } from '../client/errors.ts'
 import type { ModelRoute, ProviderEntry } from './config.ts'
+import { ProxyError } from './errors.ts'
 
 export interface ProviderPool {
   /** The models this proxy serves. */
   readonly models: readonly string[]
-  /** Providers for `model`, best first; empty when none is configured or registered. */
+  /** Providers for `model`, best first; empty when none is configured or registered. Throws PROXY_REGISTRY_UNAVAILABLE. */
   candidates(model: string): Promise<readonly ProviderEntry[]>
   failed(url: string): void
   succeeded(url: string): void
@@ -59,10 +69,12 @@ export function createProviderPool({ client, models, cooldownMs, now = Date.now 
       let urls: string[]
       try {
         urls = await client.discover(model)
-      } catch {
-        return []
+      } catch (e) {
+        if (isClientError(e) && e.code === 'CLIENT_NO_PROVIDER') return []
+        throw new ProxyError('PROXY_REGISTRY_UNAVAILABLE', { reason: isClientError(e) ? e.code : 'UNKNOWN', cause: e })
       }
-      return order(model, urls.map((url) => ({ url })))
+      const relay = route.relay
+      return order(model, urls.map((url) => (relay === undefined ? { url } : { url, relay })))
     },
     failed(url) {
       cooledUntil.set(url, now() + cooldownMs)

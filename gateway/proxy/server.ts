@@ -6,6 +6,7 @@
  *
  *   POST /v1/chat/completions, /v1/completions, /v1/embeddings (stream or not)
  *   GET  /v1/models                                   (the configured models)
+ *   GET  /readyz        (no API key: 200, or 503 with the failing check's code)
  *
  * Per request: pick the model's providers (pool.ts), verify (cached, see the
  * client), encrypt, send; on a failed verification, an unreachable or
@@ -23,7 +24,21 @@
  * (the openai SDK raises it as an APIError) and no [DONE].
  *
  * Every receipt and verification report goes to the audit file (hashes
- * only). Logs: one line per request with route, status, duration, outcome
+ * only), and an answer is released only once its receipt is written: when
+ * the audit file fails, requests are refused with PROXY_AUDIT_UNAVAILABLE
+ * (a stream in flight ends in an error event instead of [DONE]) and
+ * /readyz reports it, rather than serving unrecorded.
+ *
+ * Stopping: fastify's close() waits for every open connection, and Node
+ * counts a socket that connected but never sent a request as busy, not
+ * idle (its headers timeout would end it, but Node stops checking that once
+ * the server closes) — and an HTTP client that opens a spare socket (the
+ * `openai` package after an aborted stream does) leaves one behind.
+ * So once closing starts, answers in flight get `limits.shutdownGraceMs`
+ * to finish, and then, or as soon as none is left, every remaining
+ * connection is closed.
+ *
+ * Logs: one line per request with route, status, duration, outcome
  * code, and provider URL — through the gateway's pino redaction; a model
  * name is logged only when it is a configured one (a caller could put
  * anything there).
@@ -60,6 +75,8 @@ export interface BuildProxyParameters {
 }
 
 const FORWARDED = ['/v1/chat/completions', '/v1/completions', '/v1/embeddings'] as const
+/** Probes carry no API key (a load balancer or kubelet asks); the answer holds codes only. */
+const READYZ = '/readyz'
 
 const ERROR_SCHEMA = {
   type: 'object',
@@ -173,6 +190,12 @@ const openAiRoutes: FastifyPluginAsync<RouteOptions> = async (app, { config, cli
     }
   })
 
+  app.get(READYZ, async (_request, reply) => {
+    const a = audit?.status() ?? { ok: true }
+    const checks = { audit: a.ok ? { ok: true } : { ok: false, code: 'PROXY_AUDIT_UNAVAILABLE', reason: a.reason } }
+    return reply.code(a.ok ? 200 : 503).header('cache-control', 'no-store').send({ status: a.ok ? 'ready' : 'unavailable', checks })
+  })
+
   app.get('/v1/models', { schema: { response: { 200: MODELS_SCHEMA, ...ERROR_RESPONSES } } }, async () => ({
     object: 'list',
     data: pool.models.map((id) => ({ id, object: 'model', created: 0, owned_by: 'cgw-proxy' })),
@@ -183,6 +206,9 @@ const openAiRoutes: FastifyPluginAsync<RouteOptions> = async (app, { config, cli
       const { model } = request.body
       const raw = request.proxyRawBody!
       if (known.has(model)) request.proxyModel = model
+      // Nothing leaves for a provider while the audit trail cannot record what comes back.
+      const auditState = audit?.status()
+      if (auditState && !auditState.ok) throw new ProxyError('PROXY_AUDIT_UNAVAILABLE', auditState.reason ? { reason: auditState.reason } : {})
       const candidates = (await pool.candidates(model)).slice(0, config.limits.maxAttempts)
       if (candidates.length === 0) throw new ProxyError('PROXY_NO_PROVIDER')
 
@@ -191,11 +217,11 @@ const openAiRoutes: FastifyPluginAsync<RouteOptions> = async (app, { config, cli
         if (!reply.raw.writableFinished) ac.abort()
       })
       const attempts: { kind: AttemptKind; reason: string; retryAfter?: string }[] = []
-      for (const { url } of candidates) {
+      for (const { url, relay } of candidates) {
         request.proxyProvider = url
         let res: ClientResponse
         try {
-          res = await client.send(url, { path, body: raw, model, signal: ac.signal })
+          res = await client.send(url, { path, body: raw, model, signal: ac.signal, ...(relay !== undefined ? { relay } : {}) })
         } catch (e) {
           if (!isClientError(e)) throw e
           const kind = kindOf(e)
@@ -239,7 +265,7 @@ const openAiRoutes: FastifyPluginAsync<RouteOptions> = async (app, { config, cli
           pool.succeeded(url)
           const receipt = res.receipt()
           if (receipt) {
-            audit?.receipt({ provider: url, path, model, status: res.status, receipt })
+            await audit?.receipt({ provider: url, path, model, status: res.status, receipt })
             reply.header('cgw-receipt-digest', receipt.digest).header('cgw-signer', receipt.signer)
           }
           request.proxyOutcome = res.status < 400 ? 'ok' : innerCode(body)
@@ -289,7 +315,8 @@ const openAiRoutes: FastifyPluginAsync<RouteOptions> = async (app, { config, cli
             await write(c)
           }
           const receipt = stream.receipt()!
-          audit?.receipt({ provider: url, path, model, status: stream.status, receipt })
+          // [DONE] only after the receipt is on record; a failed write ends the stream in an error event.
+          await audit?.receipt({ provider: url, path, model, status: stream.status, receipt })
           request.proxyOutcome = 'ok'
           if (done) await write(done)
         } catch (e) {
@@ -321,13 +348,36 @@ export function buildProxy({ config, client, pool, audit = null, logger }: Build
   const providers = pool ?? createProviderPool({ client, models: config.models, cooldownMs: config.limits.cooldownMs })
   const hashes = config.apiKeyHashes.map((h) => Buffer.from(h, 'hex'))
 
+  // Answers in flight, so that a close can end the connections as soon as none is left.
+  let inFlight = 0
+  let closing = false
+  let graceTimer: NodeJS.Timeout | undefined
+  const reap = () => {
+    if (!closing) return
+    if (graceTimer !== undefined) clearTimeout(graceTimer)
+    graceTimer = undefined
+    app.server.closeAllConnections()
+  }
+  app.server.on('request', (_req, res) => {
+    inFlight++
+    res.once('close', () => {
+      if (--inFlight === 0) reap()
+    })
+  })
+  app.addHook('preClose', async () => {
+    closing = true
+    // Runs before fastify's server.close(): idle sockets go with that, silent ones with reap().
+    if (inFlight === 0) reap()
+    else graceTimer = setTimeout(reap, config.limits.shutdownGraceMs)
+  })
+
   app.removeAllContentTypeParsers()
   app.setErrorHandler((error, request, reply) => sendError(error, request, reply))
   app.setNotFoundHandler((request, reply) => sendError(new ProxyError('PROXY_NOT_FOUND'), request, reply))
 
   app.addHook('onRequest', async (request) => {
     ;(request as FastifyRequest & { proxyStart?: bigint }).proxyStart = process.hrtime.bigint()
-    if (hashes.length === 0) return
+    if (hashes.length === 0 || (request.method === 'GET' && request.url === READYZ)) return
     const header = request.headers.authorization
     const m = typeof header === 'string' ? /^Bearer\s+(\S{1,512})$/.exec(header) : null
     const given = m ? Buffer.from(apiKeyHash(m[1]!), 'hex') : Buffer.alloc(32)
