@@ -5,6 +5,8 @@
  * same node major → byte-identical outputs, wherever the checkout lives:
  *
  *   dist/release/cgw.mjs        esbuild bundle of bin/cgw (gateway + CLI), one ESM file
+ *   dist/release/receipt-signature-worker.mjs
+ *                               the audit's worker thread (WORKER_ENTRIES), bundled on its own
  *   dist/release/package.json   name, version, the external native packages, pinned
  *   dist/release/release.json   manifest (deploy/release/manifest.ts); SHA-384 of it = release hash
  *   dist/confidential-gateway-<version>.tar.gz   the three files, deterministic tar + gzip
@@ -26,19 +28,35 @@
  *   image) and loaded only when a config asks for NVML or the embedded engine.
  * The tarball: sorted entries, mtime SOURCE_DATE_EPOCH or 0, uid/gid 0, modes
  * 0644/0755 (deploy/release/tar.ts).
+ *
+ * Complete, or no release: code that loads a file relative to itself
+ * (`new URL('./x', import.meta.url)`: a worker thread, a lazily imported
+ * module) finds it beside the bundle, not in the checkout it was built
+ * from. Workers are bundled as entries of their own under the name the code
+ * asks for; any other literal reference that does not resolve to a shipped
+ * file fails the build (ReleaseError RELEASE_BUNDLE_INCOMPLETE) rather than
+ * ship a command that breaks only once installed (test/deploy-release-build
+ * runs commands from an unpacked tarball, away from any checkout).
  */
 import { createHash } from 'node:crypto'
 import { mkdir, readFile, rm, writeFile, chmod } from 'node:fs/promises'
-import { join, resolve } from 'node:path'
+import { basename, join, posix, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { build } from 'esbuild'
-import { createReleaseManifest, encodeReleaseManifest, releaseHash, RELEASE_MANIFEST_FILE, type ReleaseManifest } from '../deploy/release/manifest.ts'
+import { createReleaseManifest, encodeReleaseManifest, releaseHash, ReleaseError, RELEASE_MANIFEST_FILE, type ReleaseManifest } from '../deploy/release/manifest.ts'
 import { gzipDeterministic, sourceDateEpoch, writeTar, type TarEntry } from '../deploy/release/tar.ts'
 
 /** Packages left out of the bundle: native addons (see the module header). */
 export const EXTERNAL_PACKAGES = ['koffi', 'node-llama-cpp'] as const
 /** The bundle's entry, relative to the checkout. */
 export const RELEASE_ENTRY = 'deploy/release/entry.ts'
+/**
+ * Worker threads the bundle starts with `new Worker(new URL('./<out>', import.meta.url))`:
+ * each bundled from its source (plain JS, no TypeScript loader in a worker) to `<out>` beside cgw.mjs.
+ */
+export const WORKER_ENTRIES: readonly { readonly source: string; readonly out: string }[] = [
+  { source: 'attestation/log/audit/receipt-signature-worker.mjs', out: 'receipt-signature-worker.mjs' },
+]
 /** The constant banner (see the module header). */
 export const BUNDLE_BANNER = "import { createRequire as __cgwCreateRequire } from 'node:module';\nconst require = __cgwCreateRequire(import.meta.url);"
 
@@ -62,6 +80,27 @@ export interface BuiltRelease {
   readonly buildMs: number
 }
 
+/**
+ * The files a bundle loads relative to itself: the literal first argument of
+ * every `new URL(<literal>, import.meta.url)` (a computed one cannot be
+ * checked here, so the code should not use one for a file it ships).
+ */
+export function selfRelativeReferences(code: string): string[] {
+  return [...code.matchAll(/new URL\(\s*(["'`])([^"'`$]+)\1\s*,\s*import\.meta\.url\s*\)/g)].map((m) => m[2]!)
+}
+
+/** Throw RELEASE_BUNDLE_INCOMPLETE for a reference of `file` (a release path) that is not among `shipped`. */
+export function checkSelfContained(file: string, code: string, shipped: readonly string[]): void {
+  const missing = selfRelativeReferences(code)
+    .map((ref) => ({ ref, path: posix.normalize(posix.join(posix.dirname(file), ref)) }))
+    .filter((r) => !shipped.includes(r.path))
+  if (missing.length > 0) {
+    throw new ReleaseError('RELEASE_BUNDLE_INCOMPLETE', `${file} loads ${missing.map((m) => m.ref).join(', ')} relative to itself, which the release does not ship (import it statically, or add it as a release entry)`, {
+      details: { file, references: missing.map((m) => m.ref) },
+    })
+  }
+}
+
 /** Build the release from the checkout at `root`. */
 export async function buildRelease(options: BuildReleaseOptions): Promise<BuiltRelease> {
   const started = performance.now()
@@ -73,8 +112,9 @@ export async function buildRelease(options: BuildReleaseOptions): Promise<BuiltR
 
   const result = await build({
     absWorkingDir: root,
-    entryPoints: [RELEASE_ENTRY],
-    outfile: 'cgw.mjs',
+    entryPoints: [{ in: RELEASE_ENTRY, out: 'cgw' }, ...WORKER_ENTRIES.map((w) => ({ in: w.source, out: w.out.replace(/\.mjs$/, '') }))],
+    outdir: 'release',
+    outExtension: { '.js': '.mjs' },
     bundle: true,
     write: false,
     platform: 'node',
@@ -90,11 +130,20 @@ export async function buildRelease(options: BuildReleaseOptions): Promise<BuiltR
     preserveSymlinks: true,
     logLevel: 'silent',
   })
-  const bundle = result.outputFiles.find((f) => f.path.endsWith('cgw.mjs'))
-  if (!bundle) throw new Error('build-release: esbuild produced no cgw.mjs')
-  const text = Buffer.from(bundle.contents).toString('utf8')
-  // Fail rather than ship a bundle that names the build machine.
-  if (text.includes(root)) throw new Error('build-release: the bundle contains the absolute path of the checkout')
+  const output = (name: string) => {
+    const f = result.outputFiles.find((o) => basename(o.path) === name)
+    if (!f) throw new Error(`build-release: esbuild produced no ${name}`)
+    return f
+  }
+  const bundle = output('cgw.mjs')
+  const workers = WORKER_ENTRIES.map((w) => ({ path: w.out, mode: '0644' as const, bytes: output(w.out).contents }))
+  const shipped = ['cgw.mjs', 'package.json', ...workers.map((w) => w.path)]
+  for (const f of [{ path: 'cgw.mjs', bytes: bundle.contents }, ...workers]) {
+    const text = Buffer.from(f.bytes).toString('utf8')
+    // Fail rather than ship a bundle that names the build machine.
+    if (text.includes(root)) throw new Error(`build-release: ${f.path} contains the absolute path of the checkout`)
+    checkSelfContained(f.path, text, shipped)
+  }
 
   const packageJson = new TextEncoder().encode(
     `${JSON.stringify({ name: pkg.name, version: pkg.version, type: 'module', bin: { cgw: 'cgw.mjs' }, engines: pkg.engines ?? {}, dependencies: external }, null, 2)}\n`,
@@ -102,6 +151,7 @@ export async function buildRelease(options: BuildReleaseOptions): Promise<BuiltR
   const files = [
     { path: 'cgw.mjs', mode: '0755' as const, bytes: bundle.contents },
     { path: 'package.json', mode: '0644' as const, bytes: packageJson },
+    ...workers,
   ]
   const manifest = createReleaseManifest({ name: pkg.name, packageVersion: pkg.version, external, files })
   const manifestBytes = encodeReleaseManifest(manifest)

@@ -344,6 +344,7 @@ t.test('policy documents fail closed', async (t) => {
     ['gpu inside the quote policy', { ...good, quote: { ...(good.quote as object), gpu: { required: false } } }],
     ['unpinned measurement missing', { ...good, quote: { version: 1, trustRoot: 'intel', tdx: { maxCollateralAgeSeconds: 1 } } }],
     ['dev root file for an Intel policy', { ...good, quote: { ...(good.quote as object), trustRoot: 'intel' } }],
+    ['a bare quote policy document (cgw measure --quote-policy-out) instead of a client policy', { ...(good.quote as object), gpu: { required: false } }],
   ]
   for (const [name, doc] of bad) {
     const json = JSON.parse(JSON.stringify(doc))

@@ -3,34 +3,44 @@
  * behaves like dstack's: its RTMR3 already holds dstack's boot events,
  * EmitEvent extends it by the runtime event rule and logs the record in
  * dstack's format, GetQuote signs a (dev) quote over the live registers and
- * returns the log. The gateway's events land after dstack's; the bundle's
- * runtime events replay to the quote; `cgw measure` with that bundle as the
- * reference predicts the same RTMR3. Failures are typed.
+ * returns the log. Boot registers come from a real CCEL (GCE COS TD). The
+ * gateway's events land after dstack's; the bundle's runtime events replay
+ * onto the CCEL's value to the quote; `cgw measure` with that bundle as the
+ * reference predicts the same RTMR3; a restarted gateway emits nothing
+ * twice, another release in the same boot is refused. Failures are typed.
  */
 import t from 'tap'
 import { createServer, type Server } from 'node:http'
-import { mkdtemp, rm, mkdir, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm, mkdir, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createHash } from 'node:crypto'
 import { createDevQuoteSigner, createDevRootCa, DEV_FMSPC } from '../attestation/dev/index.ts'
 import { parseQuote } from '../attestation/tdx/abi/quote.ts'
 import { createRuntimeEvent, RUNTIME_EVENT_TYPE, runtimeEventDigest, verifyRuntimeEvents } from '../attestation/eventlog/runtime-events.ts'
+import { parseEventLog } from '../attestation/eventlog/event-log.ts'
+import { replayRtmrs } from '../attestation/eventlog/replay.ts'
 import { createMemoryRtmrs } from '../enclave/quote-providers/rtmr-extend.ts'
 import { createDstackProviders, dstackSocketCall } from '../enclave/quote-providers/dstack.ts'
 import { emitGatewayStart } from '../enclave/quote-providers/runtime-measurement.ts'
 import { createEnclaveFromConfig } from '../enclave/index.ts'
 import { computeMeasurement, referenceFromEvidence } from '../deploy/measure/measure.ts'
 import { createReleaseManifest, encodeReleaseManifest, releaseHash } from '../deploy/release/manifest.ts'
-import { codeOf } from './helpers/errors.ts'
+import { codeOf, thrown } from './helpers/errors.ts'
 
 const dir = await mkdtemp(join(tmpdir(), 'cgw-dstack-'))
 t.teardown(() => rm(dir, { recursive: true, force: true }))
 const h = (b: Uint8Array) => Buffer.from(b).toString('hex')
+// The boot part of the CVM: a real TD's CCEL, so RTMR0-2 (and RTMR3's start) are what firmware and kernel left.
+const ccelDir = 'test/vectors/eventlog/gce-cos113/'
+const ccelTable = await readFile(`${ccelDir}ccel_table.dat`)
+const ccelData = await readFile(`${ccelDir}ccel_data.dat`)
+const bootRtmrs = replayRtmrs(parseEventLog(new Uint8Array(ccelData)).events)
+const eventLog = { table: ccelTable.toString('base64'), data: ccelData.toString('base64') }
 
 /** A fake dstack guest agent. `tamper` corrupts the digest of the log's first runtime event. */
 async function fakeAgent(socket: string, o: { tamper?: boolean; noEmit?: boolean } = {}): Promise<{ server: Server; log: Record<string, unknown>[] }> {
-  const regs = createMemoryRtmrs()
+  const regs = createMemoryRtmrs(bootRtmrs)
   const signer = createDevQuoteSigner(createDevRootCa({ now: new Date('2025-06-01T00:00:00Z') }), { fmspc: DEV_FMSPC })
   const log: Record<string, unknown>[] = [{ imr: 0, event_type: 0x80000001, digest: '00'.repeat(48), event: '', event_payload: '' }]
   const emit = async (event: string, payload: string) => {
@@ -81,12 +91,37 @@ t.test('gateway events after dstack\'s, one log, replaying to the quote; measure
   const q = parseQuote(quote)
   if (q.body.kind === 'sgx') throw new Error('sgx')
   const rtmrs = q.body.report.rtmrs
-  t.doesNotThrow(() => verifyRuntimeEvents(d.runtimeEvents(), rtmrs), 'the agent log replays to the quote\'s RTMR3')
+  t.doesNotThrow(() => verifyRuntimeEvents(d.runtimeEvents(), rtmrs, { base: bootRtmrs }), 'the agent log replays onto the CCEL value to the quote\'s RTMR3')
 
   // The bundle as a reference boot: measure recomputes RTMR3 from dstack's prior events and ours.
-  const ref = referenceFromEvidence({ quote: Buffer.from(quote).toString('base64'), eventLog: null, runtimeEvents: d.runtimeEvents() })
+  const bundle = { quote: Buffer.from(quote).toString('base64'), eventLog, runtimeEvents: d.runtimeEvents() }
+  const ref = referenceFromEvidence(bundle)
   const m = computeMeasurement({ config, configProvenance: {}, releaseHash: RELEASE, releaseProvenance: {}, reference: ref, trustRoot: 'intel' })
   t.equal(m.expected.rtmr3, h(rtmrs[3]))
+  t.equal(codeOf(thrown(() => referenceFromEvidence({ ...bundle, eventLog: null }))), 'MEASURE_REFERENCE_INCOMPLETE', 'a reference without its CCEL is refused, not read as zeros')
+})
+
+t.test('a restarted gateway emits nothing twice; another release in the same boot is refused', async (t) => {
+  const socket = join(dir, 'restart.sock')
+  const agent = await fakeAgent(socket)
+  const first = createDstackProviders({ call: dstackSocketCall(socket) })
+  await emitGatewayStart({ extender: first.extender, releaseHash: RELEASE, config })
+  const entries = agent.log.length
+  // The container restarts; the agent (and RTMR3) live on for the whole boot.
+  const second = createDstackProviders({ call: dstackSocketCall(socket) })
+  await emitGatewayStart({ extender: second.extender, releaseHash: RELEASE, config })
+  t.equal(agent.log.length, entries, 'no EmitEvent the second time')
+  await second.refresh()
+  t.same(second.runtimeEvents().map((e) => e.event), ['app-id', 'compose-hash', 'boot-mr-done', 'cgw-release', 'cgw-config'], 'each event once')
+
+  const other = await emitGatewayStart({ extender: second.extender, releaseHash: new Uint8Array(48).fill(9), config }).then(() => undefined, (x: unknown) => x)
+  t.equal(codeOf(other), 'ENCLAVE_EVIDENCE_UNAVAILABLE')
+  t.same((other as { details: unknown }).details, { step: 'runtime-measurement', code: 'ENCLAVE_RTMR_BOOT_CONFLICT' }, 'exit 6 naming the conflict; reboot to change release')
+  t.equal(agent.log.length, entries, 'and nothing emitted')
+
+  const { extender } = createMemoryRtmrs()
+  const noLog = await emitGatewayStart({ extender, releaseHash: RELEASE, config }).then(() => undefined, (x: unknown) => x)
+  t.same((noLog as { details: unknown }).details, { step: 'runtime-measurement', code: 'ENCLAVE_RTMR_UNAVAILABLE' }, 'an extender that keeps no log cannot be used this way')
 })
 
 t.test('failures are typed', async (t) => {

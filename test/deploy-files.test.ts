@@ -1,13 +1,18 @@
 /**
  * The deployment files of deploy/ parse and pass schema validation (ajv,
- * schemas in test/fixtures/deploy-schemas with their provenance), and keep
- * the properties deploy/README.md promises: gateway and vLLM share one
- * CVM over loopback with only the gateway port exposed, no volume carries
- * plaintext, images are pinned by digest, the configs are valid gateway
- * configs with the GPU ready-state gate, dstack's app-compose embeds the
- * compose verbatim (and `cgw measure` turns it into the compose-hash
- * event), the systemd units assert the TDX interfaces before starting.
- * Docker is not run: files are parsed, never deployed.
+ * schemas in test/fixtures/deploy-schemas with their provenance; container
+ * resources against Kubernetes' published ResourceRequirements schema), and
+ * keep the properties deploy/README.md promises: gateway and vLLM share one
+ * CVM over loopback with only the gateway port exposed, the engine gets the
+ * GPU and starts only after the gateway's GPU gate (compose healthcheck,
+ * Kubernetes native sidecar startupProbe, systemd wait with a start budget
+ * that covers it), no volume carries plaintext and no host path is assumed
+ * (RIMs and weights come in digest-pinned images), images are pinned by
+ * digest, the configs are valid gateway configs with the GPU ready-state
+ * gate, dstack's app-compose embeds the compose verbatim (and `cgw measure`
+ * turns it into the compose-hash event), the systemd units assert the TDX
+ * interfaces before starting. Docker is not run: files are parsed, never
+ * deployed.
  */
 import t from 'tap'
 import { readFile, writeFile, mkdtemp, rm } from 'node:fs/promises'
@@ -29,6 +34,8 @@ const schema = async (name: string) => JSON.parse(await read(join('test/fixtures
 // Compose's schema uses formats ajv does not define ("duration", "ports"); their values are asserted below.
 const ajv = new Ajv({ strict: false, allErrors: true, validateFormats: false, validateSchema: false })
 const validateCompose = ajv.compile(await schema('compose-spec.json'))
+// Kubernetes' own ResourceRequirements (vendored, README.md there), referenced by the subset's containers.
+ajv.addSchema(await schema('k8s-resourcerequirements-v1.json'), 'k8s-resourcerequirements-v1.json')
 const validateK8s = ajv.compile(await schema('k8s-subset.json'))
 const validateAppCompose = ajv.compile(await schema('dstack-app-compose.json'))
 const errors = (v: { errors?: unknown }) => JSON.stringify(v.errors ?? null)
@@ -64,14 +71,18 @@ t.test('dstack compose: valid compose spec; one CVM, loopback, only the gateway 
   for (const [name, s] of Object.entries(compose.services)) {
     t.match(s.image, /@sha256:[0-9a-f]{64}$/, `${name}: image pinned by digest`)
     for (const v of s.volumes ?? []) {
+      // A dstack CVM has no host directories (only what the compose brings): binds are the agent and kernel interfaces only.
       const iface = v.source.startsWith('/sys/') || v.source === '/var/run/dstack.sock'
-      t.ok(iface || v.read_only === true, `${name}: ${v.source} is a kernel or agent interface, or read-only (no plaintext written)`)
+      t.ok(v.type === 'bind' && iface, `${name}: ${v.source} is a kernel or agent interface, not data`)
     }
     t.notOk(Object.keys(s.environment ?? {}).some((k) => k.startsWith('CGW_')), `${name}: no CGW_* override outside the measured config`)
   }
+  t.equal(vllm!.volumes, undefined, 'the weights are in the vLLM image, not on a volume')
+  t.equal(vllm!.command![vllm!.command!.indexOf('--model') + 1], '/opt/model', 'where deploy/docker/vllm-model.Dockerfile puts them')
   t.same(gateway!.tmpfs, ['/run/cgw'], 'the runtime event log is on tmpfs')
   t.equal(compose.configs['gateway-config'] !== undefined, true)
   t.notOk('volumes' in (compose as Record<string, unknown>), 'no named volumes')
+  t.notMatch(composeText, /source:\s*\/dstack\//, 'no path of the host or the CVM data disk')
 })
 
 t.test('dstack compose: the inline config is deploy/dstack/gateway.json, a valid gateway config with the GPU gate', async (t) => {
@@ -100,8 +111,8 @@ t.test('cgw measure on the dstack deployment: placeholders refused; pinned image
   const app = await read('deploy/dstack/app-compose.json')
   t.equal(codeOf(thrown(() => pinComposeImages(composeText))), 'ATTESTATION_OPTIONS_INVALID', 'all-zero placeholder digests are refused')
   t.equal(codeOf(thrown(() => pinComposeImages('services:\n  a:\n    image: vllm/vllm-openai:latest\n'))), 'ATTESTATION_OPTIONS_INVALID', 'a tag is refused')
-  const pinned = composeText.replace(`confidential-gateway@${ZERO_DIGEST}`, `confidential-gateway@${DIGEST('gateway')}`).replace(`vllm/vllm-openai@${ZERO_DIGEST}`, `vllm/vllm-openai@${DIGEST('vllm')}`)
-  t.same(pinComposeImages(pinned).map((i) => [i.service, i.image]), [['gateway', 'confidential-gateway'], ['vllm', 'vllm/vllm-openai']])
+  const pinned = composeText.replace(`confidential-gateway@${ZERO_DIGEST}`, `confidential-gateway@${DIGEST('gateway')}`).replace(`cgw-vllm-model@${ZERO_DIGEST}`, `cgw-vllm-model@${DIGEST('vllm')}`)
+  t.same(pinComposeImages(pinned).map((i) => [i.service, i.image]), [['gateway', 'confidential-gateway'], ['vllm', 'cgw-vllm-model']])
   t.equal(codeOf(thrown(() => pinComposeImages(pinned, { 'confidential-gateway': DIGEST('rebuilt elsewhere') }))), 'ATTESTATION_OPTIONS_INVALID', 'a digest other than the expected one')
 
   const bytes = new TextEncoder().encode(appCompose(pinned))
@@ -120,8 +131,8 @@ t.test('cgw measure on the dstack deployment: placeholders refused; pinned image
   t.same(m.runtimeEvents.map((e) => e.event), [DSTACK_COMPOSE_HASH_EVENT, 'cgw-release', 'cgw-config'])
   t.equal(m.runtimeEvents[0]!.payload, composeHash.toString('hex'), 'compose-hash payload: SHA-256 of app-compose.json')
   t.equal(m.runtimeEvents[0]!.digest, Buffer.from(runtimeEventDigest('compose-hash', composeHash)).toString('hex'))
-  t.equal(m.policy.tdx.requiredEvents!.length, 3, 'the policy requires the compose-hash and both gateway events')
-  t.match(m.policy.gpu, { trustRoot: 'nvidia', count: 1 }, 'the GPU section comes from the config\'s gate policy')
+  t.equal(m.quotePolicy.tdx.requiredEvents!.length, 3, 'the policy requires the compose-hash and both gateway events')
+  t.match(m.quotePolicy.gpu, { trustRoot: 'nvidia', count: 1 }, 'the GPU section comes from the config\'s gate policy')
 })
 
 t.test('Kubernetes manifests: every document validates; replicas are CVMs with GPUs; loopback engine', async (t) => {
@@ -138,19 +149,37 @@ t.test('Kubernetes manifests: every document validates; replicas are CVMs with G
   const kustomization = docs.find((d) => d.kind === 'Kustomization') as { resources: string[] }
   t.same([...kustomization.resources].sort(), files.filter((f) => f !== 'kustomization.yaml').sort(), 'kustomization lists every manifest')
 
-  const sts = docs.find((d) => d.kind === 'StatefulSet') as {
-    spec: { replicas: number; serviceName: string; template: { spec: { runtimeClassName: string; containers: { name: string; image: string; args: string[]; ports?: { containerPort: number }[]; resources?: { limits?: Record<string, string> } }[]; volumes: { name: string; emptyDir?: { medium: string } }[] } } }
+  interface K8sContainer {
+    name: string
+    image: string
+    args?: string[]
+    restartPolicy?: string
+    env?: { name: string; value: string }[]
+    ports?: { containerPort: number }[]
+    startupProbe?: { httpGet?: { path: string } }
+    resources?: { limits?: Record<string, string> }
   }
+  const sts = docs.find((d) => d.kind === 'StatefulSet') as {
+    spec: { replicas: number; serviceName: string; template: { spec: { runtimeClassName: string; initContainers: K8sContainer[]; containers: K8sContainer[]; volumes: Record<string, unknown>[] } } }
+  }
+  const pod = sts.spec.template.spec
   t.ok(sts.spec.replicas >= 2, 'N replicas')
-  t.match(sts.spec.template.spec.runtimeClassName, /^kata-.*tdx/, 'each pod is a Kata TDX VM')
-  const gw = sts.spec.template.spec.containers.find((c) => c.name === 'gateway')!
-  const vllm = sts.spec.template.spec.containers.find((c) => c.name === 'vllm')!
+  t.match(pod.runtimeClassName, /^kata-.*tdx/, 'each pod is a Kata TDX VM')
+  const gw = pod.initContainers.find((c) => c.name === 'gateway')!
+  const vllm = pod.containers.find((c) => c.name === 'vllm')!
+  t.ok(gw && vllm, 'the gateway is an init container, vLLM the main one')
+  t.equal(gw.restartPolicy, 'Always', 'a native sidecar: it keeps running beside vLLM')
+  t.equal(gw.startupProbe?.httpGet?.path, '/readyz', 'vLLM starts only after the gateway verified the GPU and set its ready state')
   t.same(gw.ports!.map((p) => p.containerPort), [8080])
   t.equal(vllm.ports, undefined, 'vLLM exposes no port')
-  t.equal(vllm.args[vllm.args.indexOf('--host') + 1], '127.0.0.1')
-  t.ok(gw.resources?.limits?.['nvidia.com/pgpu'], 'a passthrough GPU per replica')
-  for (const c of sts.spec.template.spec.containers) t.match(c.image, /@sha256:[0-9a-f]{64}$/, `${c.name}: pinned by digest`)
-  t.equal(sts.spec.template.spec.volumes.find((v) => v.name === 'runtime-events')?.emptyDir?.medium, 'Memory', 'runtime event log in TD memory')
+  t.equal(vllm.args![vllm.args!.indexOf('--host') + 1], '127.0.0.1')
+  t.equal(vllm.resources?.limits?.['nvidia.com/pgpu'], '1', 'the engine that runs CUDA requests the passthrough GPU')
+  const gpus = [...pod.initContainers, ...pod.containers].reduce((n, c) => n + Number(c.resources?.limits?.['nvidia.com/pgpu'] ?? 0), 0)
+  t.equal(gpus, 1, 'one GPU per replica: requested once (a second request would take a second GPU)')
+  t.same(gw.env?.find((e) => e.name === 'NVIDIA_VISIBLE_DEVICES')?.value, 'all', 'the gateway still reaches the pod\'s GPU for evidence and nvidia-smi')
+  for (const c of [...pod.initContainers, ...pod.containers]) t.match(c.image, /@sha256:[0-9a-f]{64}$/, `${c.name}: pinned by digest`)
+  t.same(pod.volumes.map((v) => Object.keys(v).filter((k) => k !== 'name')[0]).sort(), ['configMap', 'emptyDir'], 'no host path, no PVC: weights and RIMs come in the images')
+  t.equal((pod.volumes.find((v) => v.name === 'runtime-events') as { emptyDir?: { medium: string } }).emptyDir?.medium, 'Memory', 'runtime event log in TD memory')
 
   const services = docs.filter((d) => d.kind === 'Service') as { metadata: { name: string }; spec: { clusterIP?: string; ports: { targetPort: string }[] } }[]
   t.ok(services.some((s) => s.metadata.name === sts.spec.serviceName && s.spec.clusterIP === 'None'), 'a headless Service gives each replica its DNS name')
@@ -163,6 +192,12 @@ t.test('Kubernetes manifests: every document validates; replicas are CVMs with G
 
   // The subset schema refuses what it does not know (a misspelt field is not silently ignored).
   t.notOk(validateK8s({ ...sts, spec: { ...sts.spec, replica: 3 } }))
+  // Resources are checked against Kubernetes' own schema: a misplaced or misspelt GPU request is refused.
+  const withVllm = (c: Record<string, unknown>) => ({ ...sts, spec: { ...sts.spec, template: { ...sts.spec.template, spec: { ...pod, containers: [{ ...vllm, ...c }] } } } })
+  t.ok(validateK8s(withVllm({})), errors(validateK8s))
+  t.notOk(validateK8s(withVllm({ resources: { limit: { 'nvidia.com/pgpu': '1' } } })), '"limit" is not a field of ResourceRequirements')
+  t.notOk(validateK8s(withVllm({ resources: { limits: { 'nvidia.com/pgpu': { count: 1 } } } })), 'a quantity is a string or a number')
+  t.notOk(validateK8s(withVllm({ restartPolicy: 'OnFailure' })), 'only Always, and only for a sidecar')
 })
 
 /** A systemd unit as sections of (key, value) pairs, keys repeatable. */
@@ -193,12 +228,20 @@ t.test('bare TDX guest: systemd units and config', async (t) => {
   t.same(values(gw, 'Unit', 'AssertPathExists'), ['/sys/devices/virtual/misc/tdx_guest/measurements/rtmr3:sha384', '/sys/firmware/acpi/tables/data/CCEL'], 'tsm-mr RTMR3 and the CCEL asserted')
   t.match(values(gw, 'Service', 'ExecStart')[0], /^\/usr\/bin\/node \/opt\/cgw\/release\/cgw\.mjs gateway --config \/etc\/cgw\/gateway\.json$/, 'runs the release bundle')
   t.same(values(gw, 'Service', 'Environment'), [], 'no environment: all settings are measured')
+  t.same(values(gw, 'Service', 'EnvironmentFile'), ['-/etc/cgw/registration.env'], 'only the registration key, which the config names and never holds')
   t.same(values(gw, 'Service', 'RuntimeDirectoryPreserve'), ['yes'], 'the runtime event log survives a restart')
   t.match(values(gw, 'Service', 'RestartPreventExitStatus')[0], /\b6\b/, 'exit 6 (no TDX interface) is not restarted in a loop')
 
   const engine = parseUnit(await read('deploy/tdx-guest/cgw-engine.service'))
   t.same(values(engine, 'Unit', 'After'), ['cgw-gateway.service'])
-  t.match(values(engine, 'Service', 'ExecStartPre')[0], /127\.0\.0\.1:8080\/readyz/, 'the engine waits for the GPU gate')
+  const wait = values(engine, 'Service', 'ExecStartPre')[0]!
+  t.match(wait, /127\.0\.0\.1:8080\/readyz/, 'the engine waits for the GPU gate')
+  // systemd kills a start that outlasts TimeoutStartSec (default 90 s): the budget must cover curl's whole wait.
+  const flag = (name: string) => Number(wait.match(new RegExp(`--${name} (\\d+)`))?.[1])
+  const budget = Number(values(engine, 'Service', 'TimeoutStartSec')[0])
+  t.ok(flag('retry-max-time') > 0 && flag('max-time') > 0, 'the wait is bounded in total and per try')
+  t.ok(budget > flag('retry-max-time') + flag('max-time'), `TimeoutStartSec ${budget} covers the wait`)
+  t.ok(flag('retry') * flag('retry-delay') >= flag('retry-max-time'), 'and enough retries to use it')
   t.match(values(engine, 'Service', 'ExecStart')[0], /--host 127\.0\.0\.1 --port 8000/, 'loopback only')
 
   const config = parseGatewayConfig(JSON.parse(await read('deploy/tdx-guest/gateway.json')))
@@ -216,6 +259,14 @@ t.test('the Dockerfile pins its base by argument and unpacks the release tarball
   const pkg = JSON.parse(await read('package.json')) as { version: string; dependencies: Record<string, string> }
   t.match(text, new RegExp(`confidential-gateway-${pkg.version.replace(/\./g, '\\.')}\\.tar\\.gz`), 'the tarball of this version')
   t.match(text, new RegExp(`koffi@${pkg.dependencies.koffi!.replace(/\./g, '\\.')}`), 'koffi at the pinned version')
+  t.match(text, /^COPY deploy\/rims\/ \/etc\/cgw\/rims\/$/m, 'the RIMs come in the image, where the configs\' rimsDir points')
+  t.ok((await read('deploy/rims/README.md')).includes('rim.attestation.nvidia.com'), 'the folder exists and says where RIMs come from')
+  for (const f of ['deploy/dstack/gateway.json', 'deploy/tdx-guest/gateway.json']) {
+    t.equal(JSON.parse(await read(f)).enclave.gpuReadyState.rimsDir, '/etc/cgw/rims', `${f}: rimsDir`)
+  }
+  const model = await read('deploy/docker/vllm-model.Dockerfile')
+  t.match(model, /^ARG VLLM_IMAGE$/m, 'the vLLM base by argument (a digest), no default')
+  t.match(model, /^COPY model\/ \/opt\/model\/$/m, 'the weights in the image, where the compose and the pod spec point vLLM')
 })
 
 t.test('schema validation catches a broken compose (the test would notice)', async (t) => {

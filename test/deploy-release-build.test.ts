@@ -3,9 +3,14 @@
  * different directories (tracked and untracked-but-not-ignored files, the
  * same node_modules) produce byte-identical bundles, manifests and
  * tarballs; nothing of either directory appears in them; the tarball has
- * fixed order, mtimes, owners and modes. Then the built bundle runs under
- * plain node as a dev-TEE gateway, finds its own release.json, and its quote's
- * runtime events carry exactly the release hash the build printed.
+ * fixed order, mtimes, owners and modes. The release is complete: unpacked
+ * from its tarball far from any checkout (as the image does), its commands
+ * start, it verifies a real quote, and the audit's worker thread loads and
+ * answers; a bundle that loads a file relative to itself which the release
+ * does not ship fails the build (RELEASE_BUNDLE_INCOMPLETE). Then the built
+ * bundle runs under plain node as a dev-TEE gateway, finds its own
+ * release.json, and its quote's runtime events carry exactly the release
+ * hash the build printed.
  */
 import t from 'tap'
 import { execFileSync, spawn } from 'node:child_process'
@@ -14,7 +19,12 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { gunzipSync } from 'node:zlib'
 import { randomBytes } from 'node:crypto'
-import { buildRelease, type BuiltRelease } from '../scripts/build-release.ts'
+import { buildRelease, checkSelfContained, selfRelativeReferences, WORKER_ENTRIES, type BuiltRelease } from '../scripts/build-release.ts'
+import { promisify } from 'node:util'
+import { execFile } from 'node:child_process'
+import { secp256k1 } from '@noble/curves/secp256k1.js'
+import { tdxCase } from './helpers/vectors.ts'
+import { codeOf, thrown } from './helpers/errors.ts'
 import { parseReleaseManifest, releaseHash, verifyReleaseDirectory } from '../deploy/release/manifest.ts'
 import { writeTar, sourceDateEpoch } from '../deploy/release/tar.ts'
 import { parseQuote } from '../attestation/tdx/abi/quote.ts'
@@ -45,7 +55,7 @@ let builtB: BuiltRelease
 t.test('two builds in different directories are byte-identical', async (t) => {
   builtA = await buildRelease({ root: a, env: {} })
   builtB = await buildRelease({ root: b, env: {} })
-  for (const f of ['cgw.mjs', 'package.json', 'release.json']) {
+  for (const f of ['cgw.mjs', 'package.json', 'receipt-signature-worker.mjs', 'release.json']) {
     const x = await readFile(join(builtA.releaseDir, f))
     const y = await readFile(join(builtB.releaseDir, f))
     t.ok(x.equals(y), `release/${f} identical`)
@@ -64,7 +74,7 @@ t.test('two builds in different directories are byte-identical', async (t) => {
 t.test('the manifest is canonical and covers every release file', async (t) => {
   const v = await verifyReleaseDirectory(builtA.releaseDir)
   t.equal(Buffer.from(v.releaseHash).toString('hex'), builtA.releaseHash)
-  t.same(v.manifest.files.map((f) => f.path), ['cgw.mjs', 'package.json'])
+  t.same(v.manifest.files.map((f) => f.path), ['cgw.mjs', 'package.json', 'receipt-signature-worker.mjs'])
   const pinned = JSON.parse(await readFile(join(repo, 'package.json'), 'utf8')).dependencies
   t.same(v.manifest.external, { koffi: pinned.koffi, 'node-llama-cpp': pinned['node-llama-cpp'] }, 'native addons pinned as in package.json')
   const bytes = await readFile(join(builtA.releaseDir, 'release.json'))
@@ -84,15 +94,68 @@ t.test('the tarball: fixed order, mtime, owner and modes', async (t) => {
     entries.push({ name: field(0, 100), mode: field(100, 8), uid: field(108, 8), gid: field(116, 8), mtime: field(136, 12), type: field(156, 1) })
     off += 512 + Math.ceil(size / 512) * 512
   }
-  t.same(entries.map((e) => e.name), ['confidential-gateway-0.1.0/', 'confidential-gateway-0.1.0/cgw.mjs', 'confidential-gateway-0.1.0/package.json', 'confidential-gateway-0.1.0/release.json'])
+  t.same(entries.map((e) => e.name), [
+    'confidential-gateway-0.1.0/',
+    'confidential-gateway-0.1.0/cgw.mjs',
+    'confidential-gateway-0.1.0/package.json',
+    'confidential-gateway-0.1.0/receipt-signature-worker.mjs',
+    'confidential-gateway-0.1.0/release.json',
+  ])
   t.ok(entries.every((e) => e.uid === '0000000' && e.gid === '0000000' && e.mtime === '00000000000'), 'uid/gid 0, mtime 0')
-  t.same(entries.map((e) => e.mode), ['0000755', '0000755', '0000644', '0000644'])
+  t.same(entries.map((e) => e.mode), ['0000755', '0000755', '0000644', '0000644', '0000644'])
   // SOURCE_DATE_EPOCH moves only the mtimes, never the release hash.
   t.equal(sourceDateEpoch({ SOURCE_DATE_EPOCH: '1700000000' }), 1700000000)
   t.throws(() => sourceDateEpoch({ SOURCE_DATE_EPOCH: 'yesterday' }))
   const one = writeTar([{ path: 'x', mode: 0o644, bytes: new Uint8Array(3) }], 1700000000)
   t.equal(Buffer.from(one.subarray(136, 147)).toString('latin1'), (1700000000).toString(8).padStart(11, '0'))
   t.equal(one.length, 512 * 4, 'header, one data block, two zero blocks')
+})
+
+t.test('the release is complete: unpacked away from any checkout, its commands run and its worker answers', async (t) => {
+  // Every file the bundle loads relative to itself is shipped (the build checks it; so does this).
+  for (const f of ['cgw.mjs', ...WORKER_ENTRIES.map((w) => w.out)]) {
+    const code = await readFile(join(builtA.releaseDir, f), 'utf8')
+    for (const ref of selfRelativeReferences(code)) t.ok(builtA.manifest.files.some((m) => m.path === join(dirname(f), ref).replace(/^\.\//, '')), `${f}: ${ref} is in the release`)
+  }
+  const missing = thrown(() => checkSelfContained('cgw.mjs', 'const m = await import(new URL("../../contracts/client/index.ts", import.meta.url).href)', ['cgw.mjs']))
+  t.equal(codeOf(missing), 'RELEASE_BUNDLE_INCOMPLETE', 'a module loaded from the checkout fails the build')
+  t.same((missing as { details: { references: string[] } }).details.references, ['../../contracts/client/index.ts'])
+
+  // As the image does: the tarball unpacked into an empty directory, no node_modules, no sources around it.
+  const root = join(work, 'installed')
+  await mkdir(root)
+  execFileSync('tar', ['-xzf', builtA.tarball, '-C', root, '--strip-components=1'])
+  const exec = promisify(execFile)
+  const cgw = async (args: string[]) =>
+    exec(process.execPath, [join(root, 'cgw.mjs'), ...args], { cwd: root, timeout: 60_000 }).then(
+      (r) => ({ code: 0, out: r.stdout, err: r.stderr }),
+      (e: { code?: number; stdout?: string; stderr?: string }) => ({ code: e.code ?? -1, out: e.stdout ?? '', err: e.stderr ?? '' }),
+    )
+  for (const args of [['--help'], ['verify', '--help'], ['measure', '--help'], ['proxy', '--help'], ['gateway', '--help'], ['start', '--help']]) {
+    const r = await cgw(args)
+    t.equal(r.code, 0, `cgw ${args.join(' ')} from the release: ${r.err.slice(0, 200)}`)
+  }
+  const c = tdxCase('tdx-v4-emerald-rapids-uptodate')
+  const verified = await cgw(['verify-quote', `${c.dir}quote.bin`, '--collateral', `${c.dir}collateral.json`, '--at', c.verifyAt.toISOString(), '--json'])
+  t.equal(verified.code, 0, 'a real quote verifies from the release')
+  t.equal(JSON.parse(verified.out).ok, true)
+
+  // The audit's worker thread, as createReceiptSignaturePool starts it from the bundle: one valid, one forged signature.
+  const sk = secp256k1.utils.randomSecretKey()
+  const item = (digest: Uint8Array, key: Uint8Array) => {
+    const s = secp256k1.sign(digest, key, { prehash: false, format: 'recovered' })
+    return Buffer.concat([digest, s.subarray(1), Uint8Array.of(27 + s[0]!), secp256k1.getPublicKey(sk, true)])
+  }
+  const items = Buffer.concat([item(new Uint8Array(32).fill(1), sk), item(new Uint8Array(32).fill(2), secp256k1.utils.randomSecretKey())])
+  const script = `import { Worker } from 'node:worker_threads'
+const w = new Worker(new URL('./receipt-signature-worker.mjs', import.meta.url))
+w.on('message', (m) => { process.stdout.write(JSON.stringify([...m.results])); w.terminate() })
+w.on('error', (e) => { process.stderr.write(String(e)); process.exit(1) })
+w.postMessage({ id: 1, items: new Uint8Array(Buffer.from('${items.toString('hex')}', 'hex')) })
+`
+  await writeFile(join(root, 'worker-probe.mjs'), script)
+  const probe = await exec(process.execPath, [join(root, 'worker-probe.mjs')], { cwd: root, timeout: 60_000 })
+  t.same(JSON.parse(probe.stdout), [1, 0], 'the shipped worker loads without a TypeScript loader and gives exact verdicts')
 })
 
 t.test('the built bundle runs as a dev-TEE gateway and reports its own release hash', async (t) => {

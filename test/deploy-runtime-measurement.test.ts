@@ -3,8 +3,10 @@
  * event rule), replay onto a quote's RTMR3 from the CCEL value or zero, the
  * tsm-mr sysfs extender against a fake kernel tree (a write extends, a read
  * returns the live value), the tmpfs runtime event log across a gateway
- * restart, and the dev TEE's in-memory registers signed into dev quotes.
- * Errors are asserted by code.
+ * restart (idempotent per boot: the same release and config are not
+ * extended twice, another one is refused), the CCEL and runtime log bound
+ * to a quote together, and the dev TEE's in-memory registers signed into
+ * dev quotes. Errors are asserted by code.
  */
 import t from 'tap'
 import { createHash } from 'node:crypto'
@@ -21,6 +23,7 @@ import {
   requireRuntimeEvents,
   runtimeEventDigest,
   RUNTIME_EVENT_TYPE,
+  verifyEvidenceEvents,
   verifyRuntimeEvents,
   type RuntimeEvent,
 } from '../attestation/eventlog/runtime-events.ts'
@@ -33,6 +36,7 @@ import {
   createMemoryRtmrs,
   createRuntimeMeasurer,
   createTsmMrExtender,
+  planRuntimeExtension,
   TSM_MR_PATH,
   type TsmMrFs,
 } from '../enclave/quote-providers/rtmr-extend.ts'
@@ -97,6 +101,27 @@ t.test('replay and verify onto a quote RTMR3, from zero or from the CCEL value',
   const onBase3 = [base[0]!, base[1]!, base[2]!, sha384(sha384(base3[3]!, d0), d1)]
   t.doesNotThrow(() => verifyRuntimeEvents(events, onBase3, { base: base3 }))
   t.equal(codeOf(thrown(() => verifyRuntimeEvents(events, onBase3))), 'ATTESTATION_RTMR_MISMATCH', 'the base matters when RTMR3 did not start at zero')
+})
+
+t.test('verifyEvidenceEvents: the CCEL for boot, runtime events on top; RTMR3 is never asked of the CCEL alone', async (t) => {
+  const ccel = parseEventLog(new Uint8Array(await readFile('test/vectors/eventlog/gce-cos113/ccel_data.dat'))).events
+  const base = replayRtmrs(ccel)
+  const events = gatewayStartEvents({ releaseHash: RELEASE, configHash: CONFIG })
+  const quote = replayRuntimeEvents(events, base)
+  const bound = verifyEvidenceEvents(ccel, events, quote, [1, 3])!
+  t.same(bound.rtmrs, [1, 3], 'the needed registers and those the runtime events extend')
+  t.same(bound.runtime.map((e) => e.event), ['cgw-release', 'cgw-config'])
+  t.ok(bound.events.some((e) => e.rtmr === 1), 'CCEL events of RTMR1')
+  t.ok(bound.events.some((e) => e.rtmr === 3 && h(e.digests.get(0x000c)!) === events[1].digest), 'runtime events of RTMR3')
+  t.equal(codeOf(thrown(() => verifyRuntimeEvents([], quote, { base }))), 'ATTESTATION_RTMR_MISMATCH', 'the CCEL alone does not reproduce RTMR3')
+  t.equal(codeOf(thrown(() => verifyEvidenceEvents(ccel, events.slice(0, 1), quote, [3]))), 'ATTESTATION_RTMR_MISMATCH', 'a runtime event missing')
+  const wrongBase = [...quote]
+  wrongBase[1] = sha384(Buffer.from('another kernel'))
+  t.equal(codeOf(thrown(() => verifyEvidenceEvents(ccel, events, wrongBase, [1]))), 'ATTESTATION_RTMR_MISMATCH', 'the CCEL must still reproduce the boot registers')
+  // Without a CCEL nothing vouches for RTMR0-2: left out (the policy then misses its events) rather than compared with zeros.
+  const noCcel = verifyEvidenceEvents(null, events, replayRuntimeEvents(events), [0, 3])!
+  t.same(noCcel.rtmrs, [3])
+  t.equal(verifyEvidenceEvents(null, [], quote, [0, 3]), null, 'nothing to compare')
 })
 
 t.test('requireRuntimeEvents reports every missing event as a policy mismatch', async (t) => {
@@ -183,11 +208,22 @@ t.test('runtime event log on tmpfs survives a gateway restart; an unlogged exten
   t.same(first.events(), events)
   t.same(JSON.parse(await readFile(join(dir, 'run/cgw/runtime-events.json'), 'utf8')), events, 'the log is on disk, JSON')
 
-  // Restart without reboot: the registers keep the first run's events.
+  // Restart without reboot, same release and config: nothing is extended again, RTMR3 stays where cgw measure put it.
+  const measured = h(sys.regs[3]!)
+  const writes = sys.writes.length
   const second = createRuntimeMeasurer({ extender, store: createFileEventStore({ root: dir }) })
   await second.extend(events)
-  t.equal(second.events().length, 4, 'the log carries both runs')
-  t.doesNotThrow(() => verifyRuntimeEvents(second.events(), sys.regs), 'and replays to the live RTMR3')
+  t.same(second.events(), events, 'the log still holds one run')
+  t.equal(sys.writes.length, writes, 'no write to the register')
+  t.equal(h(sys.regs[3]!), measured, 'RTMR3 unchanged: quotes still match the policy')
+  t.doesNotThrow(() => verifyRuntimeEvents(second.events(), sys.regs), 'and the log replays to the live RTMR3')
+
+  // Another release started in the same boot: refused, nothing extended.
+  const other = gatewayStartEvents({ releaseHash: sha384(Buffer.from('another release')), configHash: CONFIG })
+  await t.rejects(createRuntimeMeasurer({ extender, store: createFileEventStore({ root: dir }) }).extend(other), { code: 'ENCLAVE_RTMR_BOOT_CONFLICT' })
+  const otherConfig = gatewayStartEvents({ releaseHash: RELEASE, configHash: sha384(Buffer.from('another config')) })
+  await t.rejects(createRuntimeMeasurer({ extender, store: createFileEventStore({ root: dir }) }).extend(otherConfig), { code: 'ENCLAVE_RTMR_BOOT_CONFLICT' }, 'another config too')
+  t.equal(h(sys.regs[3]!), measured, 'RTMR3 still unchanged')
 
   // Something extended RTMR3 without logging it.
   sys.regs[3] = sha384(sys.regs[3]!, sha384(Buffer.from('unlogged')))
@@ -197,6 +233,20 @@ t.test('runtime event log on tmpfs survives a gateway restart; an unlogged exten
   await t.rejects(createRuntimeMeasurer({ extender, store: createMemoryEventStore() }).extend([{ ...events[0], digest: events[1].digest } as RuntimeEvent]), {
     code: 'ATTESTATION_EVENTLOG_MALFORMED',
   })
+})
+
+t.test('planRuntimeExtension: once per boot; an interrupted start is resumed; anything else conflicts', async (t) => {
+  const [release, config] = gatewayStartEvents({ releaseHash: RELEASE, configHash: CONFIG })
+  const dstack = [createRuntimeEvent(3, 'app-id', new Uint8Array(20)), createRuntimeEvent(3, 'compose-hash', new Uint8Array(32))]
+  t.same(planRuntimeExtension(dstack, [release, config]), [release, config], 'a fresh boot: both')
+  t.same(planRuntimeExtension([...dstack, release, config], [release, config]), [], 'already there: none')
+  t.same(planRuntimeExtension([...dstack, release], [release, config]), [config], 'interrupted after the first: the rest')
+  const otherRelease = gatewayStartEvents({ releaseHash: sha384(Buffer.from('x')), configHash: CONFIG })[0]
+  const code = (logged: RuntimeEvent[]) => codeOf(thrown(() => planRuntimeExtension(logged, [release, config])))
+  t.equal(code([...dstack, otherRelease, config]), 'ENCLAVE_RTMR_BOOT_CONFLICT', 'another release this boot')
+  t.equal(code([...dstack, config, release]), 'ENCLAVE_RTMR_BOOT_CONFLICT', 'another order')
+  t.equal(code([release, ...dstack]), 'ENCLAVE_RTMR_BOOT_CONFLICT', 'a prefix that is not at the end: something ran in between')
+  t.equal(code([release, config, release, config]), 'ENCLAVE_RTMR_BOOT_CONFLICT', 'a log that already holds two runs')
 })
 
 t.test('dev TEE: in-memory RTMRs extended by the same rule, signed into dev quotes', async (t) => {
@@ -248,9 +298,11 @@ t.test('every code the deploy error classes throw is in its registry', async (t)
   const { RTMR_ERROR_CODES } = await import('../enclave/quote-providers/rtmr-extend.ts')
   const { RELEASE_ERROR_CODES } = await import('../deploy/release/manifest.ts')
   const { GPU_READY_ERROR_CODES } = await import('../enclave/gpu/ready-state.ts')
+  const { MEASURE_ERROR_CODES } = await import('../deploy/measure/measure.ts')
   const registries: [string, Record<string, unknown>, string[]][] = [
-    ['RtmrError', RTMR_ERROR_CODES, ['enclave/quote-providers/rtmr-extend.ts', 'enclave/quote-providers/dstack.ts']],
-    ['ReleaseError', RELEASE_ERROR_CODES, ['deploy/release/manifest.ts', 'enclave/quote-providers/runtime-measurement.ts']],
+    ['RtmrError', RTMR_ERROR_CODES, ['enclave/quote-providers/rtmr-extend.ts', 'enclave/quote-providers/dstack.ts', 'enclave/quote-providers/runtime-measurement.ts']],
+    ['ReleaseError', RELEASE_ERROR_CODES, ['deploy/release/manifest.ts', 'enclave/quote-providers/runtime-measurement.ts', 'scripts/build-release.ts']],
+    ['MeasureError', MEASURE_ERROR_CODES, ['deploy/measure/measure.ts']],
   ]
   for (const [cls, registry, files] of registries) {
     let seen = 0

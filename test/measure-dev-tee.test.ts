@@ -81,7 +81,7 @@ t.test('unreleased dev gateway: measure predicts RTMR3, workload id and events; 
   const configFile = join(dir, 'gateway.json')
   await writeFile(configFile, JSON.stringify(baseConfig))
   const bundle = await evidenceOf(configFile)
-  const r = await measure(['--config', configFile, '--unreleased', '--reference', 'dev', '--dev-root', join(roots, 'dev-tdx-root.pem'), '--policy-out', join(dir, 'policy.json')])
+  const r = await measure(['--config', configFile, '--unreleased', '--reference', 'dev', '--dev-root', join(roots, 'dev-tdx-root.pem'), '--quote-policy-out', join(dir, 'policy.json')])
   t.equal(r.code, EXIT.OK, r.err)
   const m = JSON.parse(r.out)
   const report = reportOf(bundle)
@@ -95,7 +95,7 @@ t.test('unreleased dev gateway: measure predicts RTMR3, workload id and events; 
   t.doesNotThrow(() => requireRuntimeEvents(verified, m.runtimeEvents))
 
   const policyDoc = JSON.parse(await readFile(join(dir, 'policy.json'), 'utf8'))
-  t.same(policyDoc, m.policy, '--policy-out writes the policy alone')
+  t.same(policyDoc, m.quotePolicy, '--quote-policy-out writes the quote policy alone')
   const policy = parsePolicy(policyDoc)
   const fields: Record<string, Uint8Array> = {
     mrTd: report.mrTd, rtmr0: report.rtmrs[0], rtmr1: report.rtmrs[1], rtmr2: report.rtmrs[2], rtmr3: report.rtmrs[3],
@@ -166,6 +166,16 @@ t.test('arguments: fail closed, exit 1', async (t) => {
   t.equal((await measure(['--config', configFile])).code, EXIT.USAGE, 'no release choice')
   t.equal((await measure(['--config', configFile, '--unreleased', '--release-hash', 'ab'])).code, EXIT.USAGE, 'two release choices')
   t.equal((await measure(['--config', configFile, '--unreleased', '--reference', 'dev'])).code, EXIT.USAGE, 'dev reference without its root')
+  const dev = ['--config', configFile, '--unreleased', '--reference', 'dev', '--dev-root', join(roots, 'dev-tdx-root.pem')]
+  t.equal((await measure([...dev, '--policy-out', join(dir, 'p.json')])).code, EXIT.USAGE, 'a client policy names its collateral source: no default PCS')
+  t.equal((await measure([...dev, '--pcs', 'https://pccs.example', '--collateral', 'c.json'])).code, EXIT.USAGE, 'one collateral source')
+  t.equal((await measure([...dev, '--pcs', 'https://pccs.example', '--chain-id', '1'])).code, EXIT.USAGE, 'a registry needs chain, address and RPC')
+  const bad = await measure([...dev, '--pcs', 'https://pccs.example', '--chain-id', '1', '--registry', '0xnot-an-address', '--rpc-url', 'https://rpc.example'])
+  t.equal(bad.code, EXIT.USAGE)
+  t.match(bad.err, /CLIENT_CONFIG_INVALID/, 'checked as the client will check it')
+  const chain = await measure([...dev, '--pcs', 'https://pccs.example', '--chain-id', '1', '--registry', `0x${'12'.repeat(20)}`, '--rpc-url', 'https://rpc.example', '--max-evidence-age', '600'])
+  t.equal(chain.code, EXIT.OK, chain.err)
+  t.match(JSON.parse(chain.out).policy, { registry: { required: true, chainId: 1, matchWorkloadId: true }, collateral: { pcsUrl: 'https://pccs.example' }, maxEvidenceAgeSeconds: 600 })
   const tdx = join(dir, 'tdx.json')
   await writeFile(tdx, JSON.stringify({ enclave: { tee: 'tdx', engine: { url: 'http://127.0.0.1:9' } } }))
   t.equal((await measure(['--config', tdx, '--unreleased'])).code, EXIT.USAGE, 'a real TD needs a reference boot')

@@ -23,13 +23,19 @@
  * and `cgw-config` (payload: {@link gatewayConfigHash}). `cgw measure`
  * computes the same two records from source and config.
  *
+ * A verifier that holds both logs of a bundle (the CCEL and the runtime
+ * events) calls {@link verifyEvidenceEvents}: the CCEL vouches for RTMR0..3
+ * as boot left them, the runtime events are replayed on top, and the
+ * events of every register that replays are returned for `requiredEvents`
+ * (the client, `cgw verify-quote --runtime-events`, `cgw measure`'s policy).
+ *
  * Verification only: parsing, hashing, replay, comparison. No I/O.
  */
 import { createHash } from 'node:crypto'
 import { ConfigError, ParseError, PolicyError, VerificationError, type PolicyMismatch } from '../errors.ts'
 import { hex } from '../bytes/hex.ts'
-import { TPM_ALG_SHA384 } from './event-log.ts'
-import { RTMR_COUNT, RTMR_LENGTH } from './replay.ts'
+import { EV_NO_ACTION, TPM_ALG_SHA384, type CcEvent, type RtmrIndex } from './event-log.ts'
+import { replayRtmrs, RTMR_COUNT, RTMR_LENGTH, verifyRtmrs } from './replay.ts'
 
 /**
  * Event type mixed into every runtime event digest: dstack's
@@ -172,6 +178,64 @@ export function verifyRuntimeEvents(events: readonly RuntimeEvent[], quoteRtmrs:
     }
   }
   return checked.map((e) => ({ ...e, rtmr: e.imr, digests: new Map([[TPM_ALG_SHA384, new Uint8Array(Buffer.from(e.digest, 'hex'))]]) }))
+}
+
+/** An event bound to a verified quote, in the shape the policy's `requiredEvents` check reads. */
+export interface BoundEvent {
+  readonly rtmr: number | null
+  readonly digests: ReadonlyMap<number, Uint8Array>
+}
+
+/** What {@link verifyEvidenceEvents} vouched for. */
+export interface VerifiedEvidenceEvents {
+  /** The registers whose replay equals the quote's. */
+  readonly rtmrs: readonly RtmrIndex[]
+  /** CCEL events of those registers, then the runtime events, in log order. */
+  readonly events: readonly BoundEvent[]
+  /** The runtime events (all of them: each extends a compared register). */
+  readonly runtime: readonly VerifiedRuntimeEvent[]
+}
+
+/**
+ * Bind the events of an evidence bundle to a verified quote: `ccel` (the
+ * parsed CCEL's events, or null when the bundle has none) and `runtime`
+ * (its runtime event log, checked by {@link parseRuntimeEvents}).
+ *
+ * Compared: every register in `needed` (e.g. the rtmrs of a policy's
+ * requiredEvents) and every register a runtime event extends — except a
+ * register nothing could vouch for: without a CCEL, RTMR0/1 (and RTMR2/3
+ * without runtime events) are left out rather than compared with zeros,
+ * so the policy then reports its required events missing. RTMR0/1 replay
+ * from the CCEL alone; RTMR2/3 replay the runtime events onto the CCEL's
+ * value (zeros without a CCEL): the CCEL never reproduces a register that
+ * userspace extended, so comparing it alone would always fail there.
+ *
+ * Returns null when no register is compared. Throws as verifyRtmrs and
+ * {@link verifyRuntimeEvents}: ATTESTATION_RTMR_MISMATCH, ATTESTATION_EVENTLOG_MALFORMED.
+ */
+export function verifyEvidenceEvents(
+  ccel: readonly CcEvent[] | null,
+  runtime: readonly RuntimeEvent[],
+  quoteRtmrs: readonly Uint8Array[],
+  needed: readonly number[],
+): VerifiedEvidenceEvents | null {
+  checkRegisters(quoteRtmrs, 'quoteRtmrs')
+  const checked = parseRuntimeEvents(runtime)
+  const extendedAtRuntime = new Set<number>(checked.map((e) => e.imr))
+  const compared = ([0, 1, 2, 3] as const).filter((r) => (needed.includes(r) || extendedAtRuntime.has(r)) && (ccel !== null || extendedAtRuntime.has(r)))
+  if (compared.length === 0) return null
+  const events: BoundEvent[] = []
+  const boot = compared.filter((r) => r < 2)
+  if (ccel !== null && boot.length > 0) events.push(...verifyRtmrs(ccel, quoteRtmrs, { rtmrs: boot }))
+  const late = compared.filter((r): r is RuntimeRtmr => r >= 2)
+  let verified: VerifiedRuntimeEvent[] = []
+  if (late.length > 0) {
+    verified = verifyRuntimeEvents(checked, quoteRtmrs, { ...(ccel !== null ? { base: replayRtmrs(ccel) } : {}), rtmrs: late })
+    // The CCEL's events of these registers are the base the matching replay started from: vouched for too.
+    if (ccel !== null) events.push(...ccel.filter((e) => e.eventType !== EV_NO_ACTION && e.rtmr !== null && (late as readonly number[]).includes(e.rtmr)))
+    events.push(...verified)
+  }
+  return { rtmrs: compared, events, runtime: verified }
 }
 
 /**

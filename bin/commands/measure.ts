@@ -5,23 +5,32 @@
  *               (--release DIR | --release-hash HEX | --unreleased)
  *               [--compose app-compose.json [--image-digests FILE]]
  *               [--reference dev | --reference EVIDENCE.json]
- *               [--dev-root FILE] [--gpu-policy FILE]
- *               [--policy-out FILE] [--workload-ids-out FILE]
+ *               [--dev-root FILE] [--gpu-dev-root FILE] [--gpu-policy FILE]
+ *               [--pcs URL | --collateral FILE]
+ *               [--chain-id N --registry 0x… --rpc-url URL...] [--max-evidence-age SECONDS]
+ *               [--policy-out FILE] [--quote-policy-out FILE] [--workload-ids-out FILE]
  *
  * Prints the measurement document (deploy/measure/measure.ts: expected
- * registers, runtime events, workload ids, provenance and the policy) as
- * JSON; `--policy-out` writes the policy alone (what `cgw verify-quote
- * --policy`, the proxy and the client accept), `--workload-ids-out` the
- * registry allow-list entries. Same inputs, same bytes: no time, no
- * absolute path goes into the output.
+ * registers, runtime events, workload ids, provenance, the quote policy and,
+ * given a collateral source, the client policy) as JSON. `--policy-out`
+ * writes the client policy alone: the file `cgw verify --policy`, `cgw proxy`
+ * and `cgw verify-quote --policy` take as is (a client policy must name
+ * where collateral comes from, so it needs --pcs or --collateral; there is
+ * no default PCS). `--quote-policy-out` writes the bare quote policy
+ * (attestation/policy), `--workload-ids-out` the registry allow-list
+ * entries. File paths inside the client policy (collateral file, dev roots)
+ * are written relative to the policy file's folder, where the client
+ * resolves them. Same inputs, same bytes: no time, no absolute path goes
+ * into the output.
  *
  * The config is measured as the gateway checks it (defaults filled in) but
  * without CGW_* environment overrides: a deployment that sets them measures
  * differently, so deploy/ puts every setting in the config file.
- * Exit codes: 0 computed, 1 bad arguments or inputs, 2 a malformed reference.
+ * Exit codes: 0 computed, 1 bad arguments or inputs, 2 a malformed or
+ * incomplete reference (MEASURE_REFERENCE_INCOMPLETE: no CCEL).
  */
 import { writeFile } from 'node:fs/promises'
-import { basename } from 'node:path'
+import { basename, dirname, relative, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { createHash } from 'node:crypto'
 import { BaseError, ConfigError } from '../../attestation/errors.ts'
@@ -30,14 +39,17 @@ import { certificateFingerprint } from '../../attestation/roots/trust-root.ts'
 import { applyGatewayEnv, parseGatewayConfig } from '../../gateway/config.ts'
 import { GatewayConfigError } from '../../gateway/errors.ts'
 import { ReleaseError, UNRELEASED_RELEASE_HASH, verifyReleaseDirectory } from '../../deploy/release/manifest.ts'
-import { computeMeasurement, devReference, referenceFromEvidence, type Reference } from '../../deploy/measure/measure.ts'
+import { computeMeasurement, devReference, MeasureError, referenceFromEvidence, type ClientPolicyInput, type Reference } from '../../deploy/measure/measure.ts'
 import { EXIT, failureOf } from '../exit-codes.ts'
 import { readCertificate, readInput, readJson } from '../io.ts'
 import type { Io } from '../cgw.ts'
 
 const USAGE = `usage: cgw measure --config FILE (--release DIR | --release-hash HEX | --unreleased)
                    [--compose app-compose.json [--image-digests FILE]] [--reference dev|FILE]
-                   [--dev-root FILE] [--gpu-policy FILE] [--policy-out FILE] [--workload-ids-out FILE]
+                   [--dev-root FILE] [--gpu-dev-root FILE] [--gpu-policy FILE]
+                   [--pcs URL | --collateral FILE] [--chain-id N --registry 0x... --rpc-url URL...]
+                   [--max-evidence-age SECONDS] [--policy-out FILE] [--quote-policy-out FILE]
+                   [--workload-ids-out FILE]
 `
 
 const usage = (what: string): never => {
@@ -66,8 +78,16 @@ export async function runMeasure(args: string[], io: Io): Promise<number> {
         'image-digests': { type: 'string' },
         reference: { type: 'string' },
         'dev-root': { type: 'string' },
+        'gpu-dev-root': { type: 'string' },
         'gpu-policy': { type: 'string' },
+        pcs: { type: 'string' },
+        collateral: { type: 'string' },
+        'chain-id': { type: 'string' },
+        registry: { type: 'string' },
+        'rpc-url': { type: 'string', multiple: true },
+        'max-evidence-age': { type: 'string' },
         'policy-out': { type: 'string' },
+        'quote-policy-out': { type: 'string' },
         'workload-ids-out': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -111,7 +131,13 @@ export async function runMeasure(args: string[], io: Io): Promise<number> {
       reference = devReference()
     } else {
       const bytes = await readInput(values.reference, 'reference evidence')
-      reference = referenceFromEvidence(JSON.parse(Buffer.from(bytes).toString('utf8')))
+      let doc: unknown
+      try {
+        doc = JSON.parse(Buffer.from(bytes).toString('utf8'))
+      } catch (e) {
+        throw new ConfigError('ATTESTATION_OPTIONS_INVALID', `reference ${values.reference} is not JSON (expected an evidence bundle)`, { cause: e })
+      }
+      reference = referenceFromEvidence(doc)
       reference = { ...reference, provenance: { ...reference.provenance, file: basename(values.reference), sha256: sha256(bytes) } }
     }
 
@@ -132,6 +158,36 @@ export async function runMeasure(args: string[], io: Io): Promise<number> {
       compose = { fileName: basename(values.compose), bytes: await readInput(values.compose, 'compose file'), imageDigests: digests }
     } else if (values['image-digests'] !== undefined) usage('--image-digests needs --compose')
 
+    // The client policy's sections: files named relative to where the policy is written (the client resolves them there).
+    const policyDir = resolve(values['policy-out'] !== undefined ? dirname(values['policy-out']) : '.')
+    const rel = (f: string) => relative(policyDir, resolve(f)).split('\\').join('/')
+    let client: ClientPolicyInput | undefined
+    if (values.pcs !== undefined && values.collateral !== undefined) usage('give --pcs URL or --collateral FILE, not both')
+    if (values.pcs !== undefined || values.collateral !== undefined) {
+      const registryFlags = [values['chain-id'], values.registry, values['rpc-url']].filter((v) => v !== undefined).length
+      if (registryFlags !== 0 && registryFlags !== 3) usage('a registry needs all of --chain-id, --registry and --rpc-url')
+      let maxEvidenceAgeSeconds: number | undefined
+      if (values['max-evidence-age'] !== undefined) {
+        maxEvidenceAgeSeconds = Number(values['max-evidence-age'])
+        if (!Number.isSafeInteger(maxEvidenceAgeSeconds) || maxEvidenceAgeSeconds <= 0) usage('--max-evidence-age must be a positive number of seconds')
+      }
+      const devRoots = {
+        ...(values['dev-root'] !== undefined ? { tdx: rel(values['dev-root']) } : {}),
+        ...(values['gpu-dev-root'] !== undefined ? { gpu: rel(values['gpu-dev-root']) } : {}),
+      }
+      client = {
+        collateral: values.pcs !== undefined ? { pcsUrl: values.pcs } : { file: rel(values.collateral!) },
+        ...(registryFlags === 3
+          ? { registry: { required: true, chainId: Number(values['chain-id']), address: values.registry!, rpcUrls: values['rpc-url']!, matchWorkloadId: true } }
+          : {}),
+        ...(maxEvidenceAgeSeconds !== undefined ? { maxEvidenceAgeSeconds } : {}),
+        ...(Object.keys(devRoots).length > 0 ? { devRoots } : {}),
+      }
+    } else {
+      if (values['policy-out'] !== undefined) usage('--policy-out writes a client policy, which names where collateral comes from: give --pcs URL or --collateral FILE')
+      for (const f of ['chain-id', 'registry', 'rpc-url', 'max-evidence-age', 'gpu-dev-root'] as const) if (values[f] !== undefined) usage(`--${f} is part of the client policy: give --pcs URL or --collateral FILE too`)
+    }
+
     const m = computeMeasurement({
       config,
       configProvenance: { file: basename(values.config!), sha256: sha256(configBytes), environment: 'not applied (CGW_* overrides change the measurement)' },
@@ -141,9 +197,11 @@ export async function runMeasure(args: string[], io: Io): Promise<number> {
       ...(compose ? { compose } : {}),
       trustRoot,
       ...(gpu ? { gpu } : {}),
+      ...(client ? { client } : {}),
     })
-    if (values['policy-out']) await writeFile(values['policy-out'], render(m.policy))
-    if (values['workload-ids-out']) await writeFile(values['workload-ids-out'], render({ workloadIds: m.workloadIds, description: m.policy.description }))
+    if (values['policy-out'] && m.policy) await writeFile(values['policy-out'], render(m.policy))
+    if (values['quote-policy-out']) await writeFile(values['quote-policy-out'], render(m.quotePolicy))
+    if (values['workload-ids-out']) await writeFile(values['workload-ids-out'], render({ workloadIds: m.workloadIds, description: m.quotePolicy.description }))
     io.out(render(m))
     return EXIT.OK
   } catch (e) {
@@ -151,10 +209,18 @@ export async function runMeasure(args: string[], io: Io): Promise<number> {
       io.err(`cgw measure: ${e.shortMessage}\n`)
       return EXIT.USAGE
     }
+    if (e instanceof MeasureError) {
+      io.err(`cgw measure: ${e.code}: ${e.shortMessage}\n`)
+      return EXIT.PARSE
+    }
     // Release problems are the caller's input, not a bug.
     const f = failureOf(e instanceof ReleaseError ? new ConfigError('ATTESTATION_OPTIONS_INVALID', e.shortMessage, { cause: e, details: { code: e.code, ...e.details } }) : e)
+    // Another module's typed error (e.g. CLIENT_CONFIG_INVALID for a registry address): the caller's input, by its own code.
+    if (e instanceof BaseError && f.exitCode === EXIT.INTERNAL) {
+      io.err(`cgw measure: ${e.code}: ${e.shortMessage}\n${USAGE}`)
+      return EXIT.USAGE
+    }
     io.err(`cgw measure: ${f.error.code}: ${f.error.message}\n${f.exitCode === EXIT.USAGE ? USAGE : ''}`)
-    if (e instanceof BaseError && f.exitCode === EXIT.INTERNAL) return EXIT.USAGE
     return f.exitCode
   }
 }

@@ -1,12 +1,26 @@
 /**
  * `cgw verify-quote <quote> [--collateral FILE | --pcs URL] [--policy FILE]
- *  [--dev-root FILE] [--event-log FILE] [--at ISO-TIME] [--json]`
+ *  [--dev-root FILE] [--event-log FILE] [--runtime-events FILE] [--at ISO-TIME] [--json]`
  *
  * Parse, verify, validate — in that order, reporting how far the quote got.
  * Without --policy the baseline policy applies (Intel root, UpToDate, no
  * advisories, debug off) and the report says plainly that no workload
  * measurement was pinned. The exit code says which stage failed.
+ *
+ * `--policy` takes a quote policy (attestation/policy) or a client policy
+ * (gateway/client/policy.ts, what `cgw measure --policy-out` writes): of a
+ * client policy its `quote` section applies, and its `devRoots.tdx`
+ * (relative to the policy file) stands in for --dev-root.
+ *
+ * `--runtime-events FILE` (a JSON list of runtime events, or an evidence
+ * bundle whose `runtimeEvents` are taken): what userspace extended into
+ * RTMR2/3 after boot. They are replayed onto the CCEL's value (or zeros
+ * without --event-log) and must reproduce the quote's registers; the CCEL
+ * then has to reproduce only the registers nothing extended at run time
+ * (attestation/eventlog/runtime-events.ts `verifyEvidenceEvents`). Both
+ * logs' events feed the policy's requiredEvents.
  */
+import { dirname, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { ConfigError } from '../../attestation/errors.ts'
 import { parseQuote, type Quote, type TdReport } from '../../attestation/tdx/abi/quote.ts'
@@ -17,7 +31,8 @@ import { BASELINE_POLICY_DOCUMENT, MEASUREMENT_FIELDS, parsePolicy } from '../..
 import { INTEL_SGX_ROOT_CA } from '../../attestation/roots/trust-root.ts'
 import { createPcsClient } from '../../attestation/pcs/client.ts'
 import type { QuoteCollateralV3 } from '../../attestation/pcs/types.ts'
-import { parseEventLog, verifyRtmrs, type CcEvent } from '../../attestation/eventlog/index.ts'
+import { parseEventLog, type CcEvent } from '../../attestation/eventlog/index.ts'
+import { parseRuntimeEvents, verifyEvidenceEvents, type BoundEvent, type RuntimeEvent } from '../../attestation/eventlog/runtime-events.ts'
 import { EXIT } from '../exit-codes.ts'
 import { COMMON_VERDICTS, devRootFor, runReported, Table, type CommandReport } from '../report.ts'
 import { instantOption, readInput, readJson } from '../io.ts'
@@ -30,7 +45,7 @@ interface Report extends CommandReport {
   stage: Stage
   quote?: Record<string, unknown>
   verification?: ReturnType<typeof describeVerification>
-  eventLog?: { events: number; rtmrsReplayed: boolean }
+  eventLog?: { events: number; runtimeEvents: number; rtmrsReplayed: readonly number[] }
   policy: { source: string; pinned: string[]; mismatches?: readonly unknown[] }
   checks: string[]
 }
@@ -98,6 +113,26 @@ async function loadCollateral(quote: Quote, values: { collateral?: string; pcs?:
   return (await client.getCollateral(collateralRequestForQuote(quote))).collateral
 }
 
+/**
+ * A policy file: a quote policy as is, or the `quote` section of a client
+ * policy with its dev root file (resolved against the policy's folder).
+ */
+async function loadPolicy(path: string): Promise<{ document: unknown; devRoot?: string }> {
+  const doc = (await readJson(path, 'policy')) as Record<string, unknown> | null
+  if (typeof doc === 'object' && doc !== null && 'quote' in doc && !('tdx' in doc)) {
+    const tdx = (doc.devRoots as { tdx?: unknown } | undefined)?.tdx
+    return { document: doc.quote, ...(typeof tdx === 'string' ? { devRoot: resolve(dirname(path), tdx) } : {}) }
+  }
+  return { document: doc }
+}
+
+/** `--runtime-events`: a list of records, or an evidence bundle carrying them. */
+async function loadRuntimeEvents(path: string): Promise<RuntimeEvent[]> {
+  const doc = (await readJson(path, 'runtime events')) as unknown
+  const list = typeof doc === 'object' && doc !== null && !Array.isArray(doc) ? (doc as { runtimeEvents?: unknown }).runtimeEvents ?? [] : doc
+  return parseRuntimeEvents(list)
+}
+
 /** Run the command; returns the exit code. */
 export async function runVerifyQuote(args: string[], io: Io): Promise<number> {
   const report: Report = { ok: false, exitCode: EXIT.USAGE, stage: 'arguments', policy: { source: 'baseline', pinned: [] }, checks: [] }
@@ -112,6 +147,7 @@ export async function runVerifyQuote(args: string[], io: Io): Promise<number> {
         policy: { type: 'string' },
         'dev-root': { type: 'string' },
         'event-log': { type: 'string' },
+        'runtime-events': { type: 'string' },
         at: { type: 'string' },
         json: { type: 'boolean' },
       },
@@ -119,9 +155,11 @@ export async function runVerifyQuote(args: string[], io: Io): Promise<number> {
     if (positionals.length !== 1) throw new ConfigError('ATTESTATION_OPTIONS_INVALID', 'expected exactly one quote file')
     if (!values.collateral === !values.pcs) throw new ConfigError('ATTESTATION_OPTIONS_INVALID', 'give one of --collateral FILE or --pcs URL')
     const now = instantOption(values.at)
-    const policy = parsePolicy(values.policy ? await readJson(values.policy, 'policy') : BASELINE_POLICY_DOCUMENT)
+    const loaded = values.policy ? await loadPolicy(values.policy) : { document: BASELINE_POLICY_DOCUMENT }
+    const policy = parsePolicy(loaded.document)
     report.policy.source = values.policy ?? 'baseline (no workload measurement pinned; pass --policy FILE to pin them)'
-    const root = (await devRootFor(policy.trustRoot, values['dev-root'])) ?? INTEL_SGX_ROOT_CA
+    const root = (await devRootFor(policy.trustRoot, values['dev-root'] ?? loaded.devRoot)) ?? INTEL_SGX_ROOT_CA
+    const runtime = values['runtime-events'] ? await loadRuntimeEvents(values['runtime-events']) : []
 
     report.stage = 'parse'
     const quote = parseQuote(decodeQuoteFile(await readInput(positionals[0]!, 'quote')))
@@ -136,13 +174,17 @@ export async function runVerifyQuote(args: string[], io: Io): Promise<number> {
     report.verification = describeVerification(verified)
     report.checks.push('collateral chains, CRLs and signatures', 'PCK chain to the pinned root', 'QE report signature and binding', 'quote signature', 'TCB level, TDX module and QE identity')
 
-    let events: readonly CcEvent[] | undefined
-    if (values['event-log']) {
+    let events: readonly BoundEvent[] | undefined
+    if (values['event-log'] || values['runtime-events']) {
       report.stage = 'event-log'
-      const log = parseEventLog(await readInput(values['event-log'], 'event log'))
-      events = verifyRtmrs(log.events, (quote.body.report as TdReport).rtmrs)
-      report.eventLog = { events: log.events.length, rtmrsReplayed: true }
-      report.checks.push('event log replays to RTMR0-3')
+      if (quote.body.kind === 'sgx') throw new ConfigError('ATTESTATION_OPTIONS_INVALID', 'event logs belong to a TD quote, not an SGX quote')
+      let ccel: readonly CcEvent[] | null = null
+      if (values['event-log']) ccel = parseEventLog(await readInput(values['event-log'], 'event log')).events
+      // With a CCEL every register is compared (as before); with runtime events alone, the registers they extend.
+      const bound = verifyEvidenceEvents(ccel, runtime, (quote.body.report as TdReport).rtmrs, ccel !== null ? [0, 1, 2, 3] : [])
+      events = bound?.events
+      report.eventLog = { events: ccel?.length ?? 0, runtimeEvents: runtime.length, rtmrsReplayed: bound?.rtmrs ?? [] }
+      report.checks.push(`event logs replay to ${(bound?.rtmrs ?? []).map((r) => `RTMR${r}`).join(', ')}`)
     }
 
     report.stage = 'policy'
@@ -184,7 +226,7 @@ function render(r: Report): string {
       row(`  ${k}`, `${val} ${tag}`.trimEnd())
     }
   }
-  if (r.eventLog) row('Event log', `${r.eventLog.events} events, RTMRs replayed`)
+  if (r.eventLog) row('Event log', `${r.eventLog.events} CCEL and ${r.eventLog.runtimeEvents} runtime events; replayed: ${r.eventLog.rtmrsReplayed.map((i) => `RTMR${i}`).join(', ')}`)
   row('Checks passed', r.checks.length ? r.checks.join('; ') : 'none')
   return t.close(r)
 }

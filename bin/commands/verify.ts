@@ -146,6 +146,8 @@ export function renderVerificationReport(r: VerificationReport | undefined, sour
     }
     row(lines, 'Workload id', t.workloadId)
     row(lines, 'Event log', t.eventLog)
+    const rt = t.runtimeEvents
+    row(lines, 'Runtime events', rt.events.length === 0 ? rt.status : `${rt.status}: ${rt.events.map((e) => `${e.event} (RTMR${e.imr})`).join(', ')}`)
   } else {
     row(lines, 'TDX', 'not verified')
   }

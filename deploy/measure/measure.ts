@@ -12,15 +12,25 @@
  *                        cgw-release, cgw-config                   → computed here
  *
  * The result: the expected registers, the registry's workload id
- * (attestation/workload.ts) and a policy document `parsePolicy` accepts
- * (every measurement pinned; the runtime events required), with provenance.
+ * (attestation/workload.ts), the quote policy document `parsePolicy`
+ * accepts (every measurement pinned; the runtime events required) and,
+ * given a collateral source, the client policy (gateway/client/policy.ts)
+ * that `cgw verify`, `cgw proxy` and `cgw verify-quote` take as is — with
+ * provenance. The required events are RTMR3 runtime events: a verifier
+ * replays the bundle's `runtimeEvents` onto the CCEL's value to find them
+ * (attestation/eventlog/runtime-events.ts `verifyEvidenceEvents`).
+ *
+ * A reference must fix every register it is used for: a bundle without a
+ * CCEL cannot say what RTMR0-2 are (MEASURE_REFERENCE_INCOMPLETE rather
+ * than zeros), and its runtime events must replay to its own RTMR3.
  * Pure: bytes and parsed documents in, a document out.
  */
 import { createHash } from 'node:crypto'
 import { parse as parseYaml } from 'yaml'
-import { ConfigError } from '../../attestation/errors.ts'
+import { BaseError, ConfigError, type BaseErrorOptions } from '../../attestation/errors.ts'
 import { hex } from '../../attestation/bytes/hex.ts'
 import { parseCcelTable } from '../../attestation/eventlog/ccel.ts'
+import { createDevCcel } from '../../attestation/dev/ccel.ts'
 import { eventTypeName, parseEventLog } from '../../attestation/eventlog/event-log.ts'
 import { replayRtmrs, verifyRtmrs } from '../../attestation/eventlog/replay.ts'
 import { TPM_ALG_SHA384 } from '../../attestation/eventlog/event-log.ts'
@@ -33,9 +43,12 @@ import {
   GATEWAY_CONFIG_SECRET_PATHS,
   parseRuntimeEvents,
   replayRuntimeEvents,
+  verifyRuntimeEvents,
   type RuntimeEvent,
+  type RuntimeRtmr,
 } from '../../attestation/eventlog/runtime-events.ts'
 import { parsePolicy, type GpuPolicyDocument, type PolicyDocument } from '../../attestation/policy/policy.ts'
+import { parseClientPolicy } from '../../gateway/client/policy.ts'
 import { parseQuote } from '../../attestation/tdx/abi/quote.ts'
 import { computeWorkloadId } from '../../attestation/workload.ts'
 
@@ -49,6 +62,20 @@ const zero48 = (): Uint8Array => new Uint8Array(48)
 
 function invalid(what: string, details: Record<string, unknown> = {}): never {
   throw new ConfigError('ATTESTATION_OPTIONS_INVALID', `measure: ${what}`, { details })
+}
+
+/** Registry of measure error codes (beyond the attestation library's, which pass through). */
+export const MEASURE_ERROR_CODES = {
+  MEASURE_REFERENCE_INCOMPLETE: { description: 'the reference evidence cannot fix a register it is used for (no eventLog: RTMR0-2 unknown)' },
+} as const satisfies Record<string, { readonly description: string }>
+
+export type MeasureErrorCode = keyof typeof MEASURE_ERROR_CODES
+
+export class MeasureError extends BaseError<MeasureErrorCode> {
+  override name = 'MeasureError'
+  constructor(code: MeasureErrorCode, shortMessage: string, options: BaseErrorOptions = {}) {
+    super(code, shortMessage, options)
+  }
 }
 
 /** The registers a reference boot fixes, and the RTMR3 events that precede the gateway's. */
@@ -66,8 +93,10 @@ export interface Reference {
 }
 
 /**
- * The dev TEE's reference: MRTD, RTMR0..2 and the config registers are zero
- * (enclave/quote-providers/dev.ts), nothing precedes the gateway in RTMR3.
+ * The dev TEE's reference: MRTD and the config registers are zero, RTMR0..2
+ * the replay of the dev TD's generated CCEL (attestation/dev/ccel.ts, what
+ * enclave/quote-providers/dev.ts serves and starts its registers from), and
+ * nothing precedes the gateway in RTMR3.
  */
 export function devReference(): Reference {
   return {
@@ -76,18 +105,20 @@ export function devReference(): Reference {
     mrConfigId: zero48(),
     mrOwner: zero48(),
     mrOwnerConfig: zero48(),
-    base: [zero48(), zero48(), zero48(), zero48()],
+    base: createDevCcel().rtmrs,
     priorEvents: [],
-    provenance: { kind: 'dev', note: 'development TEE: zero MRTD and RTMR0-2, no firmware' },
+    provenance: { kind: 'dev', note: 'development TEE: zero MRTD, RTMR0-2 from the generated dev CCEL' },
   }
 }
 
 /**
  * A reference from the evidence bundle of a trusted reference boot (what
  * `GET /v1/attestation` returns). The quote's signature is not checked here
- * (verify it with `cgw verify-quote` when capturing it); the CCEL must
- * replay to the quote's RTMR0..2, and each of its events is listed in the
- * provenance so a reviewer can pin them one by one.
+ * (verify it with `cgw verify-quote` when capturing it); the CCEL is
+ * required and must replay to the quote's RTMR0..2 (each of its events is
+ * listed in the provenance so a reviewer can pin them one by one), and the
+ * bundle's runtime events must replay onto it to the quote's RTMR3 (a list
+ * that does not is no account of the reference's RTMR3).
  */
 export function referenceFromEvidence(bundle: unknown): Reference {
   const b = bundle as { quote?: unknown; eventLog?: { table?: unknown; data?: unknown } | null; runtimeEvents?: unknown }
@@ -96,17 +127,20 @@ export function referenceFromEvidence(bundle: unknown): Reference {
   const quote = parseQuote(quoteBytes)
   if (quote.body.kind === 'sgx') invalid('the reference quote is an SGX quote')
   const r = quote.body.report
-  let base: Uint8Array[] = [zero48(), zero48(), zero48(), zero48()]
-  let ccelEvents: Record<string, unknown>[] = []
-  if (b.eventLog) {
-    if (typeof b.eventLog.table !== 'string' || typeof b.eventLog.data !== 'string') invalid('reference eventLog must hold base64 table and data')
-    parseCcelTable(new Uint8Array(Buffer.from(b.eventLog.table, 'base64')))
-    const events = parseEventLog(new Uint8Array(Buffer.from(b.eventLog.data, 'base64'))).events
-    const pinned = verifyRtmrs(events, r.rtmrs, { rtmrs: [0, 1, 2] })
-    base = replayRtmrs(events)
-    ccelEvents = pinned.map((e) => ({ rtmr: e.rtmr, index: e.index, type: eventTypeName(e.eventType) ?? `0x${e.eventType.toString(16)}`, digest: hex(e.digests.get(TPM_ALG_SHA384)!) }))
+  // Zeros would be a guess, and a policy pinning RTMR0-2 to a guess accepts no real TD (or the wrong one).
+  if (b.eventLog === undefined || b.eventLog === null) {
+    throw new MeasureError('MEASURE_REFERENCE_INCOMPLETE', 'the reference bundle has no eventLog (CCEL): RTMR0-2 cannot be fixed from it (capture the reference from a gateway that serves its CCEL; for the dev TEE use --reference dev)', {
+      details: { missing: 'eventLog' },
+    })
   }
+  if (typeof b.eventLog.table !== 'string' || typeof b.eventLog.data !== 'string') invalid('reference eventLog must hold base64 table and data')
+  parseCcelTable(new Uint8Array(Buffer.from(b.eventLog.table, 'base64')))
+  const events = parseEventLog(new Uint8Array(Buffer.from(b.eventLog.data, 'base64'))).events
+  const pinned = verifyRtmrs(events, r.rtmrs, { rtmrs: [0, 1, 2] })
+  const base = replayRtmrs(events)
+  const ccelEvents = pinned.map((e) => ({ rtmr: e.rtmr, index: e.index, type: eventTypeName(e.eventType) ?? `0x${e.eventType.toString(16)}`, digest: hex(e.digests.get(TPM_ALG_SHA384)!) }))
   const runtime = b.runtimeEvents === undefined ? [] : parseRuntimeEvents(b.runtimeEvents)
+  verifyRuntimeEvents(runtime, r.rtmrs, { base, rtmrs: [...new Set<RuntimeRtmr>([3, ...runtime.map((e) => e.imr)])] })
   const firstOwn = runtime.findIndex((e) => e.event === GATEWAY_RELEASE_EVENT || e.event === GATEWAY_CONFIG_EVENT)
   const priorEvents = firstOwn < 0 ? runtime : runtime.slice(0, firstOwn)
   return {
@@ -177,6 +211,20 @@ function composeSection(c: ComposeInput): { readonly event: RuntimeEvent; readon
   }
 }
 
+/** The client policy sections `cgw measure` cannot derive from the deployment: where collateral comes from, the chain, trust duration. */
+export interface ClientPolicyInput {
+  readonly collateral: { readonly pcsUrl: string } | { readonly file: string }
+  /** Default `{ required: false }`: the policy then says explicitly that no on-chain check is made. */
+  readonly registry?: { readonly required: true; readonly chainId: number; readonly address: string; readonly rpcUrls: readonly string[]; readonly matchWorkloadId: boolean }
+  /** Default {@link DEFAULT_MAX_EVIDENCE_AGE_SECONDS}. */
+  readonly maxEvidenceAgeSeconds?: number
+  /** Certificate files of the dev roots the policy names, relative to where the policy file is written. */
+  readonly devRoots?: { readonly tdx?: string; readonly gpu?: string }
+}
+
+/** Default for the client policy's evidence age: one hour, as `cgw verify`'s baseline. */
+export const DEFAULT_MAX_EVIDENCE_AGE_SECONDS = 3600
+
 export interface MeasureInput {
   /** The gateway config as checked (gateway/config.ts parseGatewayConfig, no environment applied). */
   readonly config: unknown
@@ -188,6 +236,20 @@ export interface MeasureInput {
   readonly trustRoot: 'intel' | { readonly dev: string }
   /** The policy's `gpu` section; default the config's gpuReadyState policy, or `{ required: false }` without a GPU. */
   readonly gpu?: GpuPolicyDocument
+  /** With it, the measurement carries the client policy too. */
+  readonly client?: ClientPolicyInput
+}
+
+/** The client policy document (gateway/client/policy.ts) as `cgw measure` writes it. */
+export interface ClientPolicyDocument {
+  readonly version: 1
+  readonly description: string
+  readonly quote: Omit<PolicyDocument, 'gpu'>
+  readonly gpu: GpuPolicyDocument
+  readonly registry: ClientPolicyInput['registry'] | { readonly required: false }
+  readonly collateral: ClientPolicyInput['collateral']
+  readonly maxEvidenceAgeSeconds: number
+  readonly devRoots?: { readonly tdx?: string; readonly gpu?: string }
 }
 
 export interface Measurement {
@@ -198,8 +260,10 @@ export interface Measurement {
   /** The registry's workload allow-list entries (attestation/workload.ts). */
   readonly workloadIds: readonly `0x${string}`[]
   readonly provenance: Record<string, unknown>
-  /** A policy document (`parsePolicy` accepts it) with a description naming workload, release and config. */
-  readonly policy: PolicyDocument & { readonly description: string }
+  /** The quote policy document (`parsePolicy` accepts it) with a description naming workload, release and config. */
+  readonly quotePolicy: PolicyDocument & { readonly description: string }
+  /** The client policy (`parseClientPolicy` accepts it): the quote policy, its GPU section, collateral, registry. Given `client` only. */
+  readonly policy?: ClientPolicyDocument
 }
 
 function gpuSection(input: MeasureInput): GpuPolicyDocument {
@@ -232,9 +296,10 @@ export function computeMeasurement(input: MeasureInput): Measurement {
   }
   const workloadId = computeWorkloadId({ mrTd: ref.mrTd, mrConfigId: ref.mrConfigId, mrOwner: ref.mrOwner, mrOwnerConfig: ref.mrOwnerConfig, rtmrs: [rtmrs[0]!, rtmrs[1]!, rtmrs[2]!, rtmrs[3]!] })
   const required = [...(compose ? [compose.event] : []), ...own]
-  const policy: PolicyDocument & { description: string } = {
+  const description = `cgw measure: workload ${workloadId}; release ${hex(input.releaseHash)}; config ${hex(configHash)}`
+  const quotePolicy: PolicyDocument & { description: string } = {
     version: 1,
-    description: `cgw measure: workload ${workloadId}; release ${hex(input.releaseHash)}; config ${hex(configHash)}`,
+    description,
     trustRoot: input.trustRoot === 'intel' ? 'intel' : { dev: input.trustRoot.dev },
     tdx: {
       acceptedTcbStatuses: ['UpToDate'],
@@ -252,7 +317,24 @@ export function computeMeasurement(input: MeasureInput): Measurement {
     },
     gpu: gpuSection(input),
   }
-  parsePolicy(policy) // what we emit must be what `cgw verify` accepts
+  parsePolicy(quotePolicy) // what we emit must be what `cgw verify-quote` accepts
+  let policy: ClientPolicyDocument | undefined
+  if (input.client) {
+    const { gpu, description: _d, ...quote } = quotePolicy
+    const c = input.client
+    policy = {
+      version: 1,
+      description,
+      quote,
+      gpu: gpu!,
+      registry: c.registry ?? { required: false },
+      collateral: c.collateral,
+      maxEvidenceAgeSeconds: c.maxEvidenceAgeSeconds ?? DEFAULT_MAX_EVIDENCE_AGE_SECONDS,
+      ...(c.devRoots && (c.devRoots.tdx !== undefined || c.devRoots.gpu !== undefined) ? { devRoots: c.devRoots } : {}),
+    }
+    // What we emit must be what `cgw verify` and `cgw proxy` accept (files are named, not read, here).
+    parseClientPolicy(JSON.parse(JSON.stringify(policy)), { baseDir: '/' })
+  }
   return {
     version: 1,
     expected,
@@ -271,6 +353,7 @@ export function computeMeasurement(input: MeasureInput): Measurement {
         application: { rtmr3: [...prior.map((e) => e.event), ...own.map((e) => e.event)] },
       },
     },
-    policy,
+    quotePolicy,
+    ...(policy ? { policy } : {}),
   }
 }

@@ -27,6 +27,7 @@ export const RELEASE_ERROR_CODES = {
   RELEASE_MANIFEST_MISSING: { description: 'no release.json in the release directory (an unreleased source tree cannot be measured)' },
   RELEASE_MANIFEST_MALFORMED: { description: 'release.json is not a canonical manifest of the expected shape' },
   RELEASE_FILE_MISMATCH: { description: 'a file listed in release.json is missing or differs from its recorded size, mode or SHA-384' },
+  RELEASE_BUNDLE_INCOMPLETE: { description: 'the bundle loads a file relative to itself (new URL(..., import.meta.url)) that the release does not ship' },
 } as const satisfies Record<string, { readonly description: string }>
 
 export type ReleaseErrorCode = keyof typeof RELEASE_ERROR_CODES

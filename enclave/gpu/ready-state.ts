@@ -6,6 +6,16 @@
  * sets it decides that the GPU is trustworthy, so the gateway does it, and
  * only after it verified the GPU's own evidence:
  *
+ *   0. ask `nvidia-smi conf-compute -grs` first: a GPU that is already
+ *      ready was declared trustworthy by someone else (a guest image's init,
+ *      an operator, an earlier process) before this gate verified anything,
+ *      so that is a failure (ENCLAVE_GPU_READY_ALREADY_SET) unless the config
+ *      explicitly allows it (`allowAlreadyReady`), or this gateway itself set
+ *      it earlier in this boot (`markerPath`: a file on tmpfs written after
+ *      a verified set, so a restarted gateway is not locked out by its own
+ *      earlier run); either way it is still verified, reported (a warning,
+ *      and `preset` in the state), and not set again; output that says
+ *      neither ready nor not-ready fails closed;
  *   1. collect evidence from the local GPUs with a fresh nonce (the
  *      configured GpuEvidenceProvider: nvattest or NVML);
  *   2. verify it with attestation/nvidia (device chain to the pinned NVIDIA
@@ -20,6 +30,8 @@
  * The commands go through an injectable runner, so tests use a fake.
  */
 import { randomBytes } from 'node:crypto'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { dirname } from 'node:path'
 import { BaseError, type BaseErrorOptions } from '../../attestation/errors.ts'
 import type { GpuPolicy } from '../../attestation/policy/policy.ts'
 import type { TrustedRoot } from '../../attestation/roots/trust-root.ts'
@@ -35,6 +47,8 @@ export const SET_READY_STATE_ARGS: readonly string[] = ['conf-compute', '-srs', 
 export const GET_READY_STATE_ARGS: readonly string[] = ['conf-compute', '-grs']
 /** What `-grs` prints once the state is set ("Confidential Compute GPUs Ready state: ready"). */
 const READY_OUTPUT = /ready state:\s*ready\b/i
+/** What `-grs` prints before ("Confidential Compute GPUs Ready state: not-ready"). */
+const NOT_READY_OUTPUT = /ready state:\s*not-ready\b/i
 /** Default bound on each nvidia-smi run: it answers in well under a second. */
 export const DEFAULT_READY_STATE_TIMEOUT_MS = 30_000
 
@@ -42,7 +56,8 @@ export const DEFAULT_READY_STATE_TIMEOUT_MS = 30_000
 export const GPU_READY_ERROR_CODES = {
   ENCLAVE_GPU_READY_EVIDENCE_UNAVAILABLE: { description: 'the local GPU evidence could not be collected (details.code: the provider error)' },
   ENCLAVE_GPU_READY_VERIFICATION_FAILED: { description: 'the local GPU evidence did not verify or was rejected by the GPU policy (details.code)' },
-  ENCLAVE_GPU_READY_SET_FAILED: { description: 'nvidia-smi could not set the ready state, or the GPU does not report it as ready afterwards' },
+  ENCLAVE_GPU_READY_SET_FAILED: { description: 'nvidia-smi could not query or set the ready state, or the GPU does not report it as ready afterwards' },
+  ENCLAVE_GPU_READY_ALREADY_SET: { description: 'the GPU was already in ready state before the gate verified it (someone else set it) and the config does not allow that' },
 } as const satisfies Record<string, { readonly description: string }>
 
 export type GpuReadyErrorCode = keyof typeof GPU_READY_ERROR_CODES
@@ -56,8 +71,13 @@ export class GpuReadyError extends BaseError<GpuReadyErrorCode> {
 
 export type GpuReadyState =
   | { readonly state: 'pending' }
-  | { readonly state: 'running'; readonly step: 'collect' | 'verify' | 'set' }
-  | { readonly state: 'ready'; readonly at: string }
+  | { readonly state: 'running'; readonly step: 'check' | 'collect' | 'verify' | 'set' }
+  /**
+   * `preset`: the GPU was ready before the gate ran, so the gate verified it
+   * but did not set it — set by this gateway earlier this boot ('gateway',
+   * the marker file), or by someone else and allowed by the config ('allowed').
+   */
+  | { readonly state: 'ready'; readonly at: string; readonly preset: false | 'gateway' | 'allowed' }
   | { readonly state: 'failed'; readonly code: GpuReadyErrorCode; readonly cause: string | undefined }
 
 export interface GpuReadyGateOptions {
@@ -77,6 +97,21 @@ export interface GpuReadyGateOptions {
   readonly now?: () => Date
   /** Default 32 random bytes. */
   readonly nonce?: () => Uint8Array
+  /**
+   * Accept a GPU that is already ready before the gate ran (it is still
+   * verified, and reported). Default false: someone else declared it
+   * trustworthy, ENCLAVE_GPU_READY_ALREADY_SET.
+   */
+  readonly allowAlreadyReady?: boolean
+  /** How a pre-set ready state is reported; default process.emitWarning (code CGW_GPU_READY_PRESET). */
+  readonly warn?: (message: string) => void
+  /**
+   * A file on tmpfs (cleared at boot, as the ready state is) that the gate
+   * writes after it set the ready state; found at the next start, it says
+   * the ready state is this gateway's own from earlier in this boot.
+   * Default: none (every pre-set state is someone else's).
+   */
+  readonly markerPath?: string
 }
 
 export interface GpuReadyGate {
@@ -117,6 +152,23 @@ export function createGpuReadyGate(o: GpuReadyGateOptions): GpuReadyGate {
 
   async function gate(): Promise<void> {
     if (!o.policy.required) throw fail('ENCLAVE_GPU_READY_VERIFICATION_FAILED', 'the GPU policy does not require a GPU: nothing to verify before the ready state')
+    current = { state: 'running', step: 'check' }
+    const before = await smi(GET_READY_STATE_ARGS)
+    // Fail closed on anything but a clear answer: "ready" can hide in output we do not understand.
+    const preset = before.exitCode === 0 && READY_OUTPUT.test(before.stdout)
+    if (!preset && (before.exitCode !== 0 || !NOT_READY_OUTPUT.test(before.stdout))) {
+      throw fail('ENCLAVE_GPU_READY_SET_FAILED', `${command} ${GET_READY_STATE_ARGS.join(' ')} did not say whether the GPU is ready (exit ${before.exitCode})`)
+    }
+    let presetBy: false | 'gateway' | 'allowed' = false
+    if (preset) {
+      const ours = o.markerPath !== undefined && (await readFile(o.markerPath).then(() => true, () => false))
+      if (!ours && o.allowAlreadyReady !== true) {
+        throw fail('ENCLAVE_GPU_READY_ALREADY_SET', 'the GPU was already in ready state before its evidence was verified: someone else set it (allow it explicitly with gpuReadyState.allowAlreadyReady)')
+      }
+      presetBy = ours ? 'gateway' : 'allowed'
+      const warn = o.warn ?? ((m: string) => process.emitWarning(m, { code: 'CGW_GPU_READY_PRESET' }))
+      warn(ours ? 'the GPU is in ready state from this gateway\'s earlier start in this boot; verifying it again, not setting it again' : 'the GPU was already in ready state before the gate ran (allowed by allowAlreadyReady); verifying it now, not setting it again')
+    }
     current = { state: 'running', step: 'collect' }
     const nonce = nonceOf()
     let evidence
@@ -139,11 +191,22 @@ export function createGpuReadyGate(o: GpuReadyGateOptions): GpuReadyGate {
       throw fail('ENCLAVE_GPU_READY_VERIFICATION_FAILED', 'the local GPU evidence was not accepted; the ready state stays unset', e)
     }
     current = { state: 'running', step: 'set' }
-    const set = await smi(SET_READY_STATE_ARGS)
-    if (set.exitCode !== 0) throw fail('ENCLAVE_GPU_READY_SET_FAILED', `${command} ${SET_READY_STATE_ARGS.join(' ')} exited ${set.exitCode}`)
+    if (!preset) {
+      const set = await smi(SET_READY_STATE_ARGS)
+      if (set.exitCode !== 0) throw fail('ENCLAVE_GPU_READY_SET_FAILED', `${command} ${SET_READY_STATE_ARGS.join(' ')} exited ${set.exitCode}`)
+    }
     const got = await smi(GET_READY_STATE_ARGS)
     if (got.exitCode !== 0 || !READY_OUTPUT.test(got.stdout)) throw fail('ENCLAVE_GPU_READY_SET_FAILED', 'the GPU does not report its ready state as ready')
-    current = { state: 'ready', at: now().toISOString() }
+    if (!preset && o.markerPath !== undefined) {
+      try {
+        await mkdir(dirname(o.markerPath), { recursive: true })
+        await writeFile(o.markerPath, `${JSON.stringify({ setAt: now().toISOString(), pid: process.pid })}\n`, { mode: 0o600 })
+      } catch (e) {
+        // Without the marker a restart would refuse our own ready state: say so now, not after the restart.
+        throw fail('ENCLAVE_GPU_READY_SET_FAILED', `the ready state is set, but its marker ${o.markerPath} could not be written`, e)
+      }
+    }
+    current = { state: 'ready', at: now().toISOString(), preset: presetBy }
   }
 
   return {

@@ -16,11 +16,14 @@
  *
  * So here the agent's log is the runtime event log: it holds dstack's boot
  * events (app-id, compose-hash, ...) and the gateway's, in order, and the
- * evidence bundle carries all of it. The agent is injectable; tests drive a
- * fake agent on a unix socket.
+ * evidence bundle carries all of it. It also outlives a container restart
+ * (the agent runs for the whole boot), so the extender reports it
+ * (`log()`) and the gateway emits nothing this boot already holds
+ * (runtime-measurement.ts emitGatewayStart). The agent is injectable;
+ * tests drive a fake agent on a unix socket.
  */
 import { request } from 'node:http'
-import { ConfigError } from '../../attestation/errors.ts'
+import { BaseError, ConfigError } from '../../attestation/errors.ts'
 import { hex } from '../../attestation/bytes/hex.ts'
 import { parseRuntimeEvents, RUNTIME_EVENT_TYPE, runtimeEventDigest, type RuntimeEvent } from '../../attestation/eventlog/runtime-events.ts'
 import { EnclaveError } from '../errors.ts'
@@ -148,6 +151,15 @@ export function createDstackProviders(options: { readonly call?: DstackCall } = 
       },
       read: async () => {
         throw new RtmrError('ENCLAVE_RTMR_UNAVAILABLE', 'the dstack agent does not read RTMRs; its event log is the record')
+      },
+      // The agent's log as of now (a quote over zero report data carries it): what this boot already extended.
+      async log() {
+        try {
+          latest = (await getQuote(new Uint8Array(64))).events
+        } catch (e) {
+          throw new RtmrError('ENCLAVE_RTMR_UNAVAILABLE', `cannot read the dstack agent's event log at ${DSTACK_SOCKET_PATH}`, { cause: e, details: { path: DSTACK_SOCKET_PATH, code: e instanceof BaseError ? e.code : undefined } })
+        }
+        return latest
       },
     },
     runtimeEvents: () => latest,

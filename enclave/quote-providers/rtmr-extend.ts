@@ -23,9 +23,19 @@
  * is appended to a runtime event log kept on tmpfs (`/run/cgw`), which, like
  * the registers, lives exactly as long as the boot. A gateway that restarts
  * without a reboot finds the register already extended: it replays the log
- * it finds, and only if that reproduces the live register does it extend
- * and append; otherwise something extended unlogged and the register can no
- * longer be explained (ENCLAVE_RTMR_LOG_MISMATCH, fail closed; reboot).
+ * it finds, and only if that reproduces the live register does it go on;
+ * otherwise something extended unlogged and the register can no longer be
+ * explained (ENCLAVE_RTMR_LOG_MISMATCH, fail closed; reboot).
+ *
+ * Extension is idempotent per boot ({@link planRuntimeExtension}): events
+ * this boot's log already holds, identical, are not extended again — a
+ * restart must leave RTMR3 where `cgw measure` predicted it, or every later
+ * quote would stop matching the consumer's policy while /readyz stays true.
+ * A log holding the same events with other payloads (another release or
+ * config started in this boot) is ENCLAVE_RTMR_BOOT_CONFLICT: the quote
+ * would vouch for both, so the gateway refuses to start until a reboot.
+ * An extender that keeps its own log (the dstack agent) applies the same
+ * rule to the log it reports ({@link RtmrExtender.log}).
  *
  * The dev TEE's registers live in this process's memory
  * ({@link createMemoryRtmrs}) and are extended by the same rule; the dev
@@ -50,6 +60,7 @@ export const RTMR_ERROR_CODES = {
   ENCLAVE_RTMR_UNAVAILABLE: { description: 'no kernel interface to extend RTMRs (tsm-mr sysfs needs Linux >= 6.16 in a TDX guest)' },
   ENCLAVE_RTMR_EXTEND_FAILED: { description: 'writing the digest failed, or the register afterwards is not the expected extension (another writer)' },
   ENCLAVE_RTMR_LOG_MISMATCH: { description: 'the runtime event log does not replay to the live register: something extended it unlogged' },
+  ENCLAVE_RTMR_BOOT_CONFLICT: { description: 'this boot already extended the same events with other payloads (another release or config): reboot to start a different one' },
 } as const satisfies Record<string, { readonly description: string }>
 
 export type RtmrErrorCode = keyof typeof RTMR_ERROR_CODES
@@ -74,6 +85,36 @@ export interface RtmrExtender {
   extend(rtmr: RuntimeRtmr, digest48: Uint8Array, event: RtmrEventInfo): Promise<void>
   /** The register's live value (48 bytes). */
   read(rtmr: RuntimeRtmr): Promise<Uint8Array>
+  /**
+   * For an extender that keeps this boot's runtime event log itself (the
+   * dstack agent): every event extended so far, oldest first.
+   */
+  log?(): Promise<readonly RuntimeEvent[]>
+}
+
+const sameEvent = (a: RuntimeEvent, b: RuntimeEvent): boolean => a.imr === b.imr && a.event === b.event && a.digest === b.digest
+
+/**
+ * Which of `wanted` (in order) still have to be extended, given this boot's
+ * log: none when the log already holds exactly these events; the rest when
+ * the log ends with a prefix of them (a start interrupted between two
+ * extensions); all when it holds none of their names. Anything else — the
+ * same event names with other payloads, or a different order — is
+ * ENCLAVE_RTMR_BOOT_CONFLICT.
+ */
+export function planRuntimeExtension(logged: readonly RuntimeEvent[], wanted: readonly RuntimeEvent[]): RuntimeEvent[] {
+  const named = logged.filter((e) => wanted.some((w) => w.imr === e.imr && w.event === e.event))
+  if (named.length === 0) return [...wanted]
+  if (named.length === wanted.length && named.every((e, i) => sameEvent(e, wanted[i]!))) return []
+  const k = named.length
+  const tail = logged.slice(logged.length - k)
+  if (k < wanted.length && named.every((e, i) => sameEvent(e, wanted[i]!)) && tail.every((e, i) => sameEvent(e, wanted[i]!))) return wanted.slice(k)
+  throw new RtmrError('ENCLAVE_RTMR_BOOT_CONFLICT', 'this boot already extended these events with other values (another release or config): reboot the CVM to start a different one', {
+    details: {
+      logged: named.map((e) => ({ imr: e.imr, event: e.event, payload: e.payload })),
+      wanted: wanted.map((e) => ({ imr: e.imr, event: e.event, payload: e.payload })),
+    },
+  })
 }
 
 function checkDigest(digest: Uint8Array): void {
@@ -229,7 +270,9 @@ export interface RuntimeMeasurer {
   /**
    * Check the stored log against the live registers (from `base`: RTMR0..3
    * before userspace, the CCEL replay or zeros), then extend and log each
-   * event in order.
+   * event in order that this boot has not extended yet
+   * ({@link planRuntimeExtension}; ENCLAVE_RTMR_BOOT_CONFLICT for other
+   * values of events already extended).
    */
   extend(events: readonly RuntimeEvent[]): Promise<void>
   /** Every event of this boot, oldest first: what EvidenceBundle.runtimeEvents carries. */
@@ -254,7 +297,7 @@ export function createRuntimeMeasurer(o: { readonly extender: RtmrExtender; read
           }
         }
         log = stored
-        for (const e of checked) {
+        for (const e of planRuntimeExtension(stored, checked)) {
           await o.extender.extend(e.imr, new Uint8Array(Buffer.from(e.digest, 'hex')), { event: e.event, payload: e.payload })
           log = [...log, e]
           await o.store.save(log)

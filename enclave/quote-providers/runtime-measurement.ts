@@ -24,7 +24,7 @@ import { gatewayConfigHash, gatewayStartEvents, type RuntimeEvent } from '../../
 import { RELEASE_MANIFEST_FILE, ReleaseError, UNRELEASED_RELEASE_HASH, verifyReleaseDirectory } from '../../deploy/release/manifest.ts'
 import { EnclaveError } from '../errors.ts'
 import type { EventLogProvider } from '../types.ts'
-import { createRuntimeMeasurer, type RtmrExtender, type RuntimeEventStore, type RuntimeMeasurer } from './rtmr-extend.ts'
+import { createRuntimeMeasurer, planRuntimeExtension, RtmrError, type RtmrExtender, type RuntimeEventStore, type RuntimeMeasurer } from './rtmr-extend.ts'
 
 function failed(e: unknown): EnclaveError {
   return new EnclaveError('ENCLAVE_EVIDENCE_UNAVAILABLE', 'the gateway could not measure its release and config into RTMR3', {
@@ -104,13 +104,19 @@ export async function measureGatewayStart(o: MeasureGatewayStartOptions): Promis
 
 /**
  * The same two events through an extender that keeps its own log (the
- * dstack agent): nothing to reconcile locally, the agent's log is the
- * record the evidence bundle carries.
+ * dstack agent): the agent's log is the record the evidence bundle
+ * carries, so it is also what decides, per boot, whether the events are
+ * already there (a restarted container: extend nothing) or conflict with
+ * another release or config started in this boot (ENCLAVE_RTMR_BOOT_CONFLICT).
+ * An extender without a log cannot tell and is refused (ENCLAVE_RTMR_UNAVAILABLE).
  */
 export async function emitGatewayStart(o: { readonly extender: RtmrExtender; readonly releaseHash: Uint8Array; readonly config: unknown }): Promise<readonly RuntimeEvent[]> {
   try {
     const events = gatewayStartEvents({ releaseHash: o.releaseHash, configHash: gatewayConfigHash(o.config) })
-    for (const e of events) await o.extender.extend(e.imr, new Uint8Array(Buffer.from(e.digest, 'hex')), { event: e.event, payload: e.payload })
+    if (!o.extender.log) throw new RtmrError('ENCLAVE_RTMR_UNAVAILABLE', `the ${o.extender.name} extender keeps no log: a restart could not tell whether this boot already extended RTMR3`)
+    for (const e of planRuntimeExtension(await o.extender.log(), events)) {
+      await o.extender.extend(e.imr, new Uint8Array(Buffer.from(e.digest, 'hex')), { event: e.event, payload: e.payload })
+    }
     return events
   } catch (e) {
     throw failed(e)

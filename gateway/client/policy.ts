@@ -151,6 +151,10 @@ function parseCollateral(v: unknown, baseDir: string): CollateralPolicy {
 export function parseClientPolicy(doc: unknown, options: { readonly baseDir?: string } = {}): ClientPolicy {
   const baseDir = options.baseDir ?? process.cwd()
   const o = object(doc, 'policy')
+  // A quote policy document (attestation/policy) is not a client policy: say so rather than "unknown key".
+  if ('tdx' in o && 'trustRoot' in o && !('quote' in o)) {
+    invalid('policy', 'this is a quote policy document (trustRoot, tdx): a client policy wraps it as "quote" beside gpu, registry, collateral and maxEvidenceAgeSeconds (cgw measure --policy-out writes one)')
+  }
   onlyKeys(o, ['version', 'description', 'quote', 'gpu', 'registry', 'collateral', 'maxEvidenceAgeSeconds', 'devRoots'], 'policy')
   if (o.version !== 1) invalid('policy.version', 'expected 1')
   const q = object(o.quote, 'policy.quote')

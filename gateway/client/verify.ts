@@ -16,14 +16,21 @@
  * and how long this verification may be relied on. A failure throws a
  * ClientError whose `report` shows how far the provider got.
  *
- * Unknown optional bundle fields (e.g. `runtimeEvents`) are ignored; the
- * quote is never.
+ * Event logs: when the policy requires events, the bundle's CCEL and its
+ * `runtimeEvents` (what the gateway, or dstack's agent, extended into
+ * RTMR2/3 after boot) are bound to the quote together
+ * (attestation/eventlog/runtime-events.ts `verifyEvidenceEvents`): the
+ * CCEL never reproduces RTMR3 once userspace extended it, so replaying it
+ * alone would refuse every measured gateway. A `runtimeEvents` field that
+ * is present is always checked for form; other unknown optional fields are
+ * ignored; the quote never is.
  */
 import { request as undiciRequest, type Dispatcher } from 'undici'
 import type { Address, Hex } from 'viem'
 import { hashKeyConfig } from '../../attestation/binding.ts'
 import { hex } from '../../attestation/bytes/hex.ts'
-import { parseEventLog, verifyRtmrs, type RtmrIndex } from '../../attestation/eventlog/index.ts'
+import { parseEventLog, type CcEvent } from '../../attestation/eventlog/index.ts'
+import { parseRuntimeEvents, verifyEvidenceEvents, type BoundEvent, type RuntimeEvent } from '../../attestation/eventlog/runtime-events.ts'
 import { BaseError, ParseError, PolicyError, type PolicyMismatch } from '../../attestation/errors.ts'
 import { gpuEvidenceFromJson } from '../../attestation/nvidia/evidence.ts'
 import { validateGpuEvidence } from '../../attestation/nvidia/validate/validate-gpu.ts'
@@ -76,6 +83,8 @@ export interface VerificationReport {
     measurements: MeasurementRow[]
     workloadId: Hex
     eventLog: 'replayed' | 'present, not needed' | 'none'
+    /** The bundle's runtime events (RTMR2/3 after boot): replayed onto the CCEL's value when the policy needs events. */
+    runtimeEvents: { status: 'replayed' | 'present, not needed' | 'none'; events: { imr: number; event: string; payload: string }[] }
   }
   gpu: {
     required: boolean
@@ -197,6 +206,7 @@ function checkBundle(v: unknown, nonceHex: string): EvidenceBundle {
     const l = b.eventLog as Record<string, unknown> | undefined
     if (typeof l !== 'object' || l === null || typeof l.table !== 'string' || typeof l.data !== 'string') malformed('eventLog')
   }
+  if (b.runtimeEvents !== undefined && !Array.isArray(b.runtimeEvents)) malformed('runtimeEvents')
   return v as EvidenceBundle
 }
 
@@ -300,19 +310,33 @@ export async function verifyProvider(p: VerifyProviderParameters): Promise<Verif
     const td = quote.body.report as TdReport
     const workloadId = computeWorkloadId({ mrTd: td.mrTd, mrConfigId: td.mrConfigId, mrOwner: td.mrOwner, mrOwnerConfig: td.mrOwnerConfig, rtmrs: td.rtmrs })
     const required = p.policy.quote.requiredEvents
-    let events: ReturnType<typeof verifyRtmrs> | undefined
-    if (bundle.eventLog !== null && required.length > 0) {
-      let log: ReturnType<typeof parseEventLog>
+    let runtime: RuntimeEvent[] = []
+    if (bundle.runtimeEvents !== undefined) {
       try {
-        log = parseEventLog(new Uint8Array(Buffer.from(bundle.eventLog.data, 'base64')))
+        runtime = parseRuntimeEvents(bundle.runtimeEvents)
       } catch (e) {
-        return malformed('eventLog', e)
+        return malformed('runtimeEvents', e)
+      }
+    }
+    let events: readonly BoundEvent[] | undefined
+    let runtimeReplayed = false
+    if (required.length > 0) {
+      let ccel: readonly CcEvent[] | null = null
+      if (bundle.eventLog !== null) {
+        try {
+          ccel = parseEventLog(new Uint8Array(Buffer.from(bundle.eventLog.data, 'base64'))).events
+        } catch (e) {
+          return malformed('eventLog', e)
+        }
       }
       try {
-        const rtmrs = [...new Set(required.map((r) => r.rtmr))] as RtmrIndex[]
-        events = verifyRtmrs(log.events, td.rtmrs, { rtmrs })
+        const bound = verifyEvidenceEvents(ccel, runtime, td.rtmrs, required.map((r) => r.rtmr))
+        events = bound?.events
+        runtimeReplayed = bound !== null && runtime.length > 0
       } catch (e) {
-        throw asClientError(e, 'CLIENT_QUOTE_INVALID', 'the event log does not replay to the quote RTMRs')
+        // A CCEL record error names its byte offset; a runtime record error does not.
+        if (e instanceof ParseError) return malformed('offset' in e.details ? 'eventLog' : 'runtimeEvents', e)
+        throw asClientError(e, 'CLIENT_QUOTE_INVALID', 'the event logs do not replay to the quote RTMRs')
       }
     }
     report.tdx = {
@@ -328,7 +352,11 @@ export async function verifyProvider(p: VerifyProviderParameters): Promise<Verif
       },
       measurements: measurementRows(td, p.policy),
       workloadId,
-      eventLog: events ? 'replayed' : bundle.eventLog !== null ? 'present, not needed' : 'none',
+      eventLog: events && bundle.eventLog !== null ? 'replayed' : bundle.eventLog !== null ? 'present, not needed' : 'none',
+      runtimeEvents: {
+        status: runtimeReplayed ? 'replayed' : runtime.length > 0 ? 'present, not needed' : 'none',
+        events: runtime.map((e) => ({ imr: e.imr, event: e.event, payload: e.payload })),
+      },
     }
 
     // --- gpu ------------------------------------------------------------
