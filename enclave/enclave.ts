@@ -35,6 +35,8 @@
  * The gateway learns an outcome code per request (for metrics) and nothing
  * else. No plaintext is logged, thrown or stored here.
  */
+import { randomBytes } from 'node:crypto'
+import { ConfigError } from '../attestation/errors.ts'
 import { EnclaveError } from './errors.ts'
 import { EngineError } from './engines/errors.ts'
 import { createEpochManager, type Epoch, type EpochManager } from './epochs.ts'
@@ -57,9 +59,13 @@ import {
 } from './ohttp/index.ts'
 import { createMemoryReceiptLog, issueReceipt, NO_CHAIN_RECEIPT_DOMAIN, type ReceiptDomain, type ReceiptLog } from './receipts.ts'
 import type { AttestationLogSink } from './log/sink.ts'
+import { createAnchorWorker, type AnchorWorker, type CheckpointAnchorer } from './log/anchor-worker.ts'
+import { loggedRegistrationEvidence } from './log/sink.ts'
+import { createRegistrationEvidence } from './registration.ts'
 import type {
   EncapsulatedChunkSink,
   Enclave,
+  EnclaveRegistration,
   EncapsulatedResponse,
   Engine,
   EngineEventSink,
@@ -108,6 +114,36 @@ export interface CreateEnclaveOptions {
   readonly replayWindowMs?: number
   /** Bound on remembered requests; when full of live entries new requests are refused. Default 1,000,000. */
   readonly replayMaxEntries?: number
+  /**
+   * Run before every self-attestation (at start and after each rotation);
+   * readiness waits for it. The attestation log archives the platform's
+   * collateral here (log/collateral.ts), so that every evidence entry has
+   * its collateral recorded before it.
+   */
+  readonly beforeSelfAttest?: () => Promise<void>
+  /** Failures of background work (self-attestation, anchoring), already typed; default: ignored (readiness shows them). */
+  readonly onError?: (error: unknown) => void
+  /** First retry delay of a failed self-attestation, ms (doubling up to a minute). Default 1000. */
+  readonly selfAttestRetryMs?: number
+  /** Build for a chain: `Enclave.registration` appears (model and public URL recorded on-chain). */
+  readonly registration?: {
+    readonly model: string
+    readonly url: string
+    /** Where successful registrations are recorded (the attestation log). */
+    readonly record?: (event: { txHash: `0x${string}`; enclaveId: `0x${string}`; epoch: bigint; blockNumber: bigint }) => Promise<void>
+  }
+  /**
+   * Anchor the attestation log's signed checkpoints on-chain with the current
+   * epoch's key (log/anchor-worker.ts): at most one transaction per period.
+   * Needs `logPublicKey` and a chain `receiptDomain`.
+   */
+  readonly anchoring?: {
+    readonly anchorer: CheckpointAnchorer
+    readonly periodMs: number
+    /** The log writer's latest signed checkpoint. */
+    readonly checkpoint: () => string | null
+    readonly logId: `0x${string}`
+  }
 }
 
 interface InnerError {
@@ -297,12 +333,18 @@ export async function createEnclave(o: CreateEnclaveOptions): Promise<Enclave> {
   const now = o.now ?? Date.now
   const receiptLog = o.receiptLog ?? createMemoryReceiptLog()
   const domain = o.receiptDomain ?? NO_CHAIN_RECEIPT_DOMAIN
+  const epochListeners = new Set<() => void>()
   const epochs: EpochManager<OhttpKeyPair> = await createEpochManager({
     epochLengthMs: o.epochLengthMs,
     graceMs: o.graceMs,
     now,
     logSink: o.logSink ?? null,
     newOhttpKey: (keyId) => generateOhttpKeyPair(keyId),
+    onChange: () => {
+      void selfAttest()
+      for (const l of epochListeners) l()
+    },
+    ...(o.onError ? { onError: o.onError } : {}),
   })
   const evidence = createEvidenceSource({
     quotes: o.quotes,
@@ -312,6 +354,85 @@ export async function createEnclave(o: CreateEnclaveOptions): Promise<Enclave> {
     logPublicKey: o.logPublicKey ?? null,
     logSink: o.logSink ?? null,
   })
+
+  // Readiness is evidence, not a flag: the enclave attests itself (a fresh
+  // random nonce) at start and after every rotation, and reports ready only
+  // once the current epoch's evidence exists; failures retry with backoff.
+  let readyEpoch: bigint | null = null
+  let selfFailures = 0
+  let selfTimer: NodeJS.Timeout | undefined
+  let selfRunning: Promise<void> | null = null
+  async function selfAttestOnce(): Promise<void> {
+    const epoch = epochs.current().number
+    await o.beforeSelfAttest?.()
+    await evidence.attest(new Uint8Array(randomBytes(32)))
+    if (epochs.current().number === epoch) readyEpoch = epoch
+  }
+  function selfAttest(): Promise<void> {
+    if (closed) return Promise.resolve()
+    clearTimeout(selfTimer)
+    selfRunning ??= selfAttestOnce()
+      .then(
+        () => {
+          selfFailures = 0
+          // A rotation while it ran: that epoch needs its own evidence.
+          if (!closed && readyEpoch !== epochs.current().number) scheduleSelfAttest(0)
+        },
+        (e: unknown) => {
+          selfFailures++
+          o.onError?.(e)
+          scheduleSelfAttest(Math.min(60_000, (o.selfAttestRetryMs ?? 1000) * 2 ** Math.min(selfFailures - 1, 16)))
+        },
+      )
+      .finally(() => {
+        selfRunning = null
+      })
+    return selfRunning
+  }
+  function scheduleSelfAttest(ms: number): void {
+    if (closed) return
+    clearTimeout(selfTimer)
+    selfTimer = setTimeout(() => void selfAttest(), ms)
+    selfTimer.unref?.()
+  }
+
+  let anchor: AnchorWorker | undefined
+  if (o.anchoring) {
+    if (domain === NO_CHAIN_RECEIPT_DOMAIN) throw new ConfigError('ATTESTATION_OPTIONS_INVALID', 'createEnclave: anchoring needs the chain receipt domain')
+    anchor = createAnchorWorker({
+      logId: o.anchoring.logId,
+      checkpoint: o.anchoring.checkpoint,
+      signDigest: (digest) => epochs.current().signingKey.signDigest(digest),
+      domain,
+      anchorer: o.anchoring.anchorer,
+      periodMs: o.anchoring.periodMs,
+      now,
+      ...(o.onError ? { onError: o.onError } : {}),
+    })
+  }
+
+  let registration: EnclaveRegistration | undefined
+  if (o.registration) {
+    if (!(o.logPublicKey instanceof Uint8Array) || !o.logSink) {
+      throw new ConfigError('ATTESTATION_OPTIONS_INVALID', 'createEnclave: registration needs the attestation log (its key is the enclave id on-chain)')
+    }
+    const record = o.registration.record
+    registration = {
+      evidence: loggedRegistrationEvidence(
+        createRegistrationEvidence({ quotes: o.quotes, gpu: o.gpu, epochs, logPublicKey: o.logPublicKey, model: o.registration.model, url: o.registration.url }),
+        // Logged durably before the worker may submit it: the auditor sees every quote that went on-chain.
+        { sink: o.logSink, epochs, eventLog: o.eventLog },
+      ),
+      epoch: () => epochs.current().number,
+      onEpochChange(listener) {
+        epochListeners.add(listener)
+        return () => void epochListeners.delete(listener)
+      },
+      registered: async (event) => {
+        await record?.(event)
+      },
+    }
+  }
   const dateWindowMs = o.requestDateWindowMs ?? DEFAULT_REQUEST_DATE_WINDOW_MS
   const replay = createReplayCache({
     windowMs: o.replayWindowMs ?? 2 * dateWindowMs + 1,
@@ -511,7 +632,7 @@ export async function createEnclave(o: CreateEnclaveOptions): Promise<Enclave> {
     })
   }
 
-  return {
+  const enclave: Enclave = {
     keyConfigs: () => encodeKeyConfigs(epochs.live().map((e) => e.ohttpKey.keyConfig)),
     attest: (nonce, options) => {
       if (closed) return Promise.reject(new EnclaveError('ENCLAVE_CLOSED', 'the enclave is closed'))
@@ -547,13 +668,19 @@ export async function createEnclave(o: CreateEnclaveOptions): Promise<Enclave> {
     },
     status() {
       const e = epochs.current()
-      return { epoch: e.number.toString(), ready: !closed, signingAddress: e.signingKey.address }
+      return { epoch: e.number.toString(), ready: !closed && readyEpoch === e.number, signingAddress: e.signingKey.address }
     },
+    ...(registration ? { registration } : {}),
     async close() {
       if (closed) return
       closed = true
+      clearTimeout(selfTimer)
+      anchor?.stop()
+      await selfRunning
       epochs.close()
       await o.engine.close()
     },
   }
+  void selfAttest()
+  return enclave
 }

@@ -13,9 +13,11 @@
  *                   "embeddings"?: bool, "maxTokens"? },   // the embedded engine (engines/llama.ts)
  *       "gpu": "nvml" | "nvattest" | "dev" | "none",
  *       "epochSeconds"?: 3600, "graceSeconds"?: 300,
- *       "devRootsOut"?: "dir",           // dev only: where to write the dev roots' PEM
+ *       "devRootsOut"?: "dir",           // dev only: where to write the dev roots' PEM and the dev collateral
+ *       "log"?: { "dir": "dir" },         // the attestation log (enclave/log); required on a chain
+ *       "collateral"?: { "pcsUrl": "https://pccs…", "rootCaCrlUrl"?: "…" },  // where the log's collateral comes from; required for a real TD with a log
  *       "release"?: "dir",               // the release directory (release.json); default: beside the running entry
- *       "gpuReadyState"?: { "policy": <gpu policy section>, "rimsDir"?: "dir", "command"?: "nvidia-smi" } }
+ *       "gpuReadyState"?: { "policy": <gpu policy section>, "rimsDir"?: "dir", "command"?: "nvidia-smi", "allowAlreadyReady"?: false } }
  *
  * At start the enclave extends RTMR3 with its release hash and config hash
  * (quote-providers/runtime-measurement.ts): tsm-mr sysfs on "tdx" (refused
@@ -23,6 +25,13 @@
  * also provides the quotes), in-memory registers on "dev". A real TD with
  * a GPU must configure `gpuReadyState`: the GPU's ready state is set only
  * after its evidence verified (gpu/ready-state.ts), and readiness waits for it.
+ *
+ * Readiness is evidence: the enclave attests itself at start and after each
+ * key rotation (createEnclave), and with a log the collateral of that quote
+ * is archived in the log before the epoch counts as ready. With a chain
+ * (`EnclaveFromConfigOptions.chain`), receipts are signed in the registry's
+ * EIP-712 domain, `Enclave.registration` feeds the gateway's registration
+ * worker, and signed checkpoints are anchored on-chain periodically.
  *
  * "tdx" refuses to start when configfs-tsm is missing (a clear error naming
  * the path), rather than fall back to anything. "dev" makes a fresh dev root
@@ -52,9 +61,17 @@ import { ccelBase, emitGatewayStart, measureGatewayStart, resolveRelease } from 
 import { createDstackProviders } from './quote-providers/dstack.ts'
 import { createGpuReadyGate, withGpuReadyGate, type GpuReadyGate } from './gpu/ready-state.ts'
 import { BaseError } from '../attestation/errors.ts'
+import { createPcsClient, type PcsClient } from '../attestation/pcs/client.ts'
+import { signDevCollateral, type DevGpuRootCa, type DevRootCa } from '../attestation/dev/index.ts'
+import { receiptDomain } from './receipts.ts'
+import { recordQuoteCollateral } from './log/collateral.ts'
+import type { CheckpointAnchorer } from './log/anchor-worker.ts'
 
 export { createEnclave, FORWARDED_PATHS, RECEIPT_TRAILER, ERROR_TRAILER, type CreateEnclaveOptions } from './enclave.ts'
 export type * from './types.ts'
+
+/** Written after this gateway set the GPU ready state (gpu/ready-state.ts); /run is tmpfs, so it marks this boot only. */
+export const GPU_READY_MARKER = '/run/cgw/gpu-ready'
 
 function bad(path: string, what: string): never {
   throw new ConfigError('ATTESTATION_OPTIONS_INVALID', `enclave config ${path}: ${what}`, { details: { path } })
@@ -70,10 +87,42 @@ function positive(v: unknown, path: string, dflt: number): number {
   return v
 }
 
+/** The chain an enclave registers on, as `cgw gateway` builds it from its `chain` section (gateway/chain.ts). */
+export interface EnclaveChainOptions {
+  readonly chainId: bigint
+  readonly registry: `0x${string}`
+  /** The model served and the gateway's public base URL, recorded on-chain for discovery. */
+  readonly model: string
+  readonly url: string
+  /** Submits signed checkpoint anchors; absent: the log is not anchored. */
+  readonly anchorer?: CheckpointAnchorer
+  /** At most one anchor transaction per period; default one hour. */
+  readonly anchorPeriodMs?: number
+}
+
+export interface EnclaveFromConfigOptions {
+  /** Build for this chain: receipts in the registry's EIP-712 domain, `Enclave.registration`, anchoring. */
+  readonly chain?: EnclaveChainOptions
+  /** Default: the system clock. */
+  readonly now?: () => Date
+  /** Failures of background work (self-attestation, collateral archiving, anchoring, log writes). */
+  readonly onError?: (error: unknown) => void
+  /**
+   * "dev" only: the development roots to issue under, when the caller must
+   * know them first (`cgw start` deploys a registry for them before the
+   * enclave exists). Default: fresh roots per process.
+   */
+  readonly devRoots?: { readonly tdx?: DevRootCa; readonly gpu?: DevGpuRootCa }
+}
+
 /** Build the enclave described by a config section. */
-export async function createEnclaveFromConfig(section: Readonly<Record<string, unknown>>, _config?: unknown, now: () => Date = () => new Date()): Promise<Enclave> {
+export async function createEnclaveFromConfig(
+  section: Readonly<Record<string, unknown>>,
+  _config?: unknown,
+  { chain, now = () => new Date(), onError, devRoots }: EnclaveFromConfigOptions = {},
+): Promise<Enclave> {
   if (typeof section !== 'object' || section === null) bad('enclave', 'expected an object')
-  only(section, ['tee', 'engine', 'gpu', 'epochSeconds', 'graceSeconds', 'devRootsOut', 'release', 'gpuReadyState', 'log'], 'enclave')
+  only(section, ['tee', 'engine', 'gpu', 'epochSeconds', 'graceSeconds', 'devRootsOut', 'release', 'gpuReadyState', 'log', 'collateral'], 'enclave')
   if (section.release !== undefined && typeof section.release !== 'string') bad('enclave.release', 'the release directory (holding release.json)')
   const tee = section.tee
   if (tee !== 'tdx' && tee !== 'dev' && tee !== 'dstack') bad('enclave.tee', 'expected "tdx", "dstack" or "dev"')
@@ -92,12 +141,30 @@ export async function createEnclaveFromConfig(section: Readonly<Record<string, u
   const epochSeconds = positive(section.epochSeconds, 'enclave.epochSeconds', 3600)
   const graceSeconds = positive(section.graceSeconds, 'enclave.graceSeconds', 300)
   if (graceSeconds > epochSeconds) bad('enclave.graceSeconds', 'must not exceed epochSeconds')
+  // The attestation log archives the collateral of every quote it records
+  // (log/collateral.ts), or an auditor could not re-verify them later: a
+  // real TD with a log must say where collateral comes from.
+  const collateralSection = section.collateral as Record<string, unknown> | undefined
+  if (collateralSection !== undefined) {
+    if (typeof collateralSection !== 'object' || collateralSection === null || typeof collateralSection.pcsUrl !== 'string') {
+      bad('enclave.collateral', 'expected { "pcsUrl": "<PCS or PCCS URL>", "rootCaCrlUrl"?: "<URL>" }')
+    }
+    only(collateralSection, ['pcsUrl', 'rootCaCrlUrl'], 'enclave.collateral')
+    if (collateralSection.rootCaCrlUrl !== undefined && typeof collateralSection.rootCaCrlUrl !== 'string') bad('enclave.collateral.rootCaCrlUrl', 'expected a URL')
+    if (tee === 'dev') bad('enclave.collateral', 'the development TEE signs its own collateral')
+  }
+  if (section.log !== undefined && tee !== 'dev' && collateralSection === undefined) {
+    bad('enclave.collateral', 'a real TD with an attestation log needs { "pcsUrl": ... } to archive the collateral of its quotes')
+  }
+  if (devRoots !== undefined && tee !== 'dev') bad('enclave.tee', 'development roots are for the development TEE only')
+  if (chain !== undefined && section.log === undefined) bad('enclave.log', 'a gateway on a chain needs the attestation log: its key is the enclave id on-chain')
   // Checked before anything touches the system: a real TD with a GPU must say how the GPU is verified.
   const readyState = section.gpuReadyState as Record<string, unknown> | undefined
   if (readyState !== undefined || (tee !== 'dev' && gpuKind !== 'none')) {
     if (typeof readyState !== 'object' || readyState === null) bad('enclave.gpuReadyState', 'a real TD with a GPU needs { "policy": <gpu policy>, "rimsDir"?: dir } to verify the GPU before setting its ready state')
     if (gpuKind !== 'nvml' && gpuKind !== 'nvattest') bad('enclave.gpuReadyState', 'only with a real GPU provider ("nvml" or "nvattest")')
-    only(readyState, ['policy', 'rimsDir', 'command'], 'enclave.gpuReadyState')
+    only(readyState, ['policy', 'rimsDir', 'command', 'allowAlreadyReady'], 'enclave.gpuReadyState')
+    if (readyState.allowAlreadyReady !== undefined && typeof readyState.allowAlreadyReady !== 'boolean') bad('enclave.gpuReadyState.allowAlreadyReady', 'expected true or false')
     if (readyState.command !== undefined && typeof readyState.command !== 'string') bad('enclave.gpuReadyState.command', 'expected a program path')
     if (readyState.rimsDir !== undefined && typeof readyState.rimsDir !== 'string') bad('enclave.gpuReadyState.rimsDir', 'expected a directory of RIM XML files')
     parseGpuPolicy(readyState.policy)
@@ -106,7 +173,8 @@ export async function createEnclaveFromConfig(section: Readonly<Record<string, u
   const at = now()
   let quotes: CreateEnclaveOptions['quotes']
   let eventLog: CreateEnclaveOptions['eventLog']
-  const pems: Record<string, string> = {}
+  const devFiles: Record<string, string> = {}
+  let collateralSource: Pick<PcsClient, 'getCollateral'> | undefined
   // Runtime measurement (deploy/README.md "Measurements"): where RTMR3 is extended and its log kept.
   let extender: RtmrExtender
   let store: RuntimeEventStore
@@ -143,28 +211,44 @@ export async function createEnclaveFromConfig(section: Readonly<Record<string, u
     store = createFileEventStore()
     base = await ccelBase(eventLog)
   } else {
-    const ca = createDevRootCa({ now: at })
-    const rtmrs = createMemoryRtmrs()
+    const ca = devRoots?.tdx ?? createDevRootCa({ now: at })
+    // The dev TD's firmware log (attestation/dev/ccel.ts): its registers start where that log replays to, as a real TD's do.
+    eventLog = createDevEventLogProvider()
+    base = await ccelBase(eventLog)
+    const rtmrs = createMemoryRtmrs(base)
     extender = rtmrs.extender
     store = createMemoryEventStore()
-    quotes = createDevQuoteProvider({ signer: createDevQuoteSigner(ca, { fmspc: DEV_FMSPC, now: at }), rtmrs: rtmrs.values })
-    eventLog = createDevEventLogProvider()
-    pems['dev-tdx-root.pem'] = ca.rootCertificatePem
+    const signer = createDevQuoteSigner(ca, { fmspc: DEV_FMSPC, now: at })
+    quotes = createDevQuoteProvider({ signer, rtmrs: rtmrs.values })
+    devFiles['dev-tdx-root.pem'] = ca.rootCertificatePem
+    // Signed once per process: one collateral set for every dev quote, as a
+    // PCS would serve for a collateral period.
+    // Issued a minute back, as a PCS's collateral always predates its use (clocks drift a little).
+    const devCollateral = signDevCollateral(ca, { fmspc: DEV_FMSPC, now: new Date(at.getTime() - 60_000), platform: signer.platform })
+    devFiles['dev-collateral.json'] = `${JSON.stringify(devCollateral, null, 2)}\n`
+    collateralSource = { getCollateral: async () => ({ collateral: devCollateral }) as unknown as Awaited<ReturnType<PcsClient['getCollateral']>> }
+  }
+  if (collateralSection !== undefined) {
+    collateralSource = createPcsClient({
+      baseUrl: collateralSection.pcsUrl as string,
+      ...(typeof collateralSection.rootCaCrlUrl === 'string' ? { rootCaCrlUrl: collateralSection.rootCaCrlUrl } : {}),
+      now,
+    })
   }
 
   let gpu: GpuEvidenceProvider | null = null
   if (gpuKind === 'nvml') gpu = createNvmlProvider()
   else if (gpuKind === 'nvattest') gpu = createNvattestProvider()
   else if (gpuKind === 'dev') {
-    const gca = createDevGpuRootCa({ now: at })
+    const gca = devRoots?.gpu ?? createDevGpuRootCa({ now: at })
     gpu = createDevGpuProvider({ ca: gca, gpus: [createDevGpu(gca, { now: at })], now })
-    pems['dev-gpu-root.pem'] = gca.rootCertificatePem
+    devFiles['dev-gpu-root.pem'] = gca.rootCertificatePem
   }
 
   if (section.devRootsOut !== undefined) {
     if (tee !== 'dev' || typeof section.devRootsOut !== 'string') bad('enclave.devRootsOut', 'a directory, and only with "tee": "dev"')
     await mkdir(section.devRootsOut, { recursive: true })
-    for (const [name, pem] of Object.entries(pems)) await writeFile(join(section.devRootsOut, name), pem)
+    for (const [name, pem] of Object.entries(devFiles)) await writeFile(join(section.devRootsOut, name), pem)
   }
 
   let gate: GpuReadyGate | undefined
@@ -173,7 +257,16 @@ export async function createEnclaveFromConfig(section: Readonly<Record<string, u
     if (typeof readyState.rimsDir === 'string') {
       for (const f of (await readdir(readyState.rimsDir)).filter((n) => n.endsWith('.xml')).sort()) rims.push(await readFile(join(readyState.rimsDir, f), 'utf8'))
     }
-    gate = createGpuReadyGate({ provider: gpu, policy: parseGpuPolicy(readyState.policy), rims, ...(typeof readyState.command === 'string' ? { command: readyState.command } : {}), now })
+    gate = createGpuReadyGate({
+      provider: gpu,
+      policy: parseGpuPolicy(readyState.policy),
+      rims,
+      ...(typeof readyState.command === 'string' ? { command: readyState.command } : {}),
+      ...(readyState.allowAlreadyReady === true ? { allowAlreadyReady: true } : {}),
+      // tmpfs: gone at reboot, so only this boot's own earlier start counts as "set by us".
+      markerPath: GPU_READY_MARKER,
+      now,
+    })
   }
 
   const release = await resolveRelease({ tee: tee === 'dev' ? 'dev' : 'tdx', ...(typeof section.release === 'string' ? { dir: section.release } : {}), entry: process.argv[1] })
@@ -195,10 +288,30 @@ export async function createEnclaveFromConfig(section: Readonly<Record<string, u
     const l = section.log as Record<string, unknown>
     if (typeof l !== 'object' || l === null || typeof l.dir !== 'string') bad('enclave.log', 'expected { "dir": "<data directory of the attestation log>" }')
     only(l, ['dir'], 'enclave.log')
-    attestationLog = await openGatewayLog({ dataDir: l.dir as string, now: () => now().getTime() })
+    attestationLog = await openGatewayLog({ dataDir: l.dir as string, now: () => now().getTime(), ...(onError ? { onError } : {}) })
   }
+  const log = attestationLog
+  const archive = collateralSource
+  let platformQuote: Uint8Array | undefined
   const enclave = await createEnclave({
-    ...(attestationLog === null ? {} : { receiptLog: attestationLog.receiptLog, logPublicKey: attestationLog.publicKey, logSink: attestationLog.sink }),
+    ...(log === null ? {} : { receiptLog: log.receiptLog, logPublicKey: log.publicKey, logSink: log.sink }),
+    // Before each self-attestation the platform's collateral is archived in the log (an unchanged set is
+    // recorded once): which collateral a quote needs is read from a quote, so the first time one is made
+    // with an all-zero REPORTDATA, binding nothing, and not served.
+    ...(log !== null && archive !== undefined
+      ? { beforeSelfAttest: async () => void (await recordQuoteCollateral(log.sink, archive, (platformQuote ??= await quotes.getQuote(new Uint8Array(64))))) }
+      : {}),
+    ...(chain === undefined
+      ? {}
+      : {
+          receiptDomain: receiptDomain({ chainId: chain.chainId, registry: chain.registry }),
+          registration: { model: chain.model, url: chain.url, ...(log !== null ? { record: (e) => log.onRegistered({ ...e, chainId: chain.chainId, registry: chain.registry }) } : {}) },
+          ...(log !== null && chain.anchorer !== undefined
+            ? { anchoring: { anchorer: chain.anchorer, periodMs: chain.anchorPeriodMs ?? 3_600_000, checkpoint: () => log.writer.checkpoint, logId: log.logId } }
+            : {}),
+        }),
+    ...(onError ? { onError } : {}),
+    now: () => now().getTime(),
     engine: llamaOptions !== null ? await createLlamaEngine(llamaOptions) : createHttpEngine({
       baseUrl: e.url as string,
       ...(typeof e.apiKey === 'string' ? { apiKey: e.apiKey } : {}),

@@ -10,6 +10,7 @@
  */
 import type { GpuEvidenceBundle } from '../attestation/nvidia/evidence.ts'
 import type { RuntimeEvent } from '../attestation/eventlog/runtime-events.ts'
+import type { RegistrationEvidence, RegistrationTarget } from './registration.ts'
 
 /** Where a TDX quote comes from: configfs-tsm on real hardware, the dev TEE otherwise. */
 export interface QuoteProvider {
@@ -171,9 +172,27 @@ export interface Enclave {
   handle(encapsulated: Uint8Array, contentType: string, options: { readonly signal: AbortSignal }): Promise<EncapsulatedResponse>
   /** Public model list (ids only). */
   models(options?: { signal?: AbortSignal }): Promise<readonly string[]>
-  /** The current epoch and whether evidence can be produced. */
+  /**
+   * The current epoch, and `ready`: evidence for this epoch's keys has been
+   * produced (the enclave attests itself at start and after every rotation,
+   * so a TD that cannot make a quote never reports ready).
+   */
   status(): { readonly epoch: string; readonly ready: boolean; readonly signingAddress: `0x${string}` }
+  /** Present when the enclave was built for a chain: what gateway/registration-worker.ts needs. Public data only. */
+  readonly registration?: EnclaveRegistration
   close(): Promise<void>
+}
+
+/** The registration side of an enclave built for a chain (createEnclave's `registration`). */
+export interface EnclaveRegistration {
+  /** Registration evidence for the current epoch's keys against a block (enclave/registration.ts). */
+  evidence(target: RegistrationTarget): Promise<RegistrationEvidence>
+  /** The current epoch's number. */
+  epoch(): bigint
+  /** `listener` runs after every key epoch change; returns the function that removes it. */
+  onEpochChange(listener: () => void): () => void
+  /** Record a registration that succeeded (the attestation log's registration entry). */
+  registered(event: { readonly txHash: `0x${string}`; readonly enclaveId: `0x${string}`; readonly epoch: bigint; readonly blockNumber: bigint }): Promise<void>
 }
 
 export type { GpuEvidenceBundle }

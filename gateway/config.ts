@@ -60,6 +60,35 @@ export interface GatewayConfig {
   readonly metrics: boolean
   /** Opaque to the gateway: the enclave's own section, checked by enclave/index.ts. */
   readonly enclave: Readonly<Record<string, unknown>> | null
+  /** Register on an AttestationRegistry and anchor the log there (gateway/chain.ts); null: no chain. */
+  readonly chain: ChainConfig | null
+}
+
+/**
+ * The chain section. The transaction key pays gas only: it is the
+ * operator's, read from the environment variable named here (never from
+ * the file), and it signs nothing an enclave vouches for — registrations
+ * are proven by the quote, anchors by the enclave's own epoch key.
+ */
+export interface ChainConfig {
+  /** JSON-RPC endpoints, tried in order. */
+  readonly rpcUrls: readonly string[]
+  readonly chainId: number
+  /** The AttestationRegistry address. */
+  readonly registry: `0x${string}`
+  /**
+   * Name of the environment variable holding the transaction key (0x-prefixed
+   * 32-byte hex). Never a `CGW_*` name: those override the config, whose hash
+   * is measured into RTMR3, so a key there would change the measurement.
+   */
+  readonly privateKeyEnv: string
+  /** The model this gateway serves and its public base URL, recorded on-chain for discovery. */
+  readonly model: string
+  readonly url: string
+  /** At most one checkpoint anchor transaction per this many seconds; 0 disables anchoring. */
+  readonly anchorPeriodSeconds: number
+  /** Accept a registry deployed with the development root (only for the development TEE). */
+  readonly allowDevelopment: boolean
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
@@ -107,7 +136,11 @@ export const DEFAULT_GATEWAY_CONFIG: GatewayConfig = {
   logLevel: 'info',
   metrics: true,
   enclave: null,
+  chain: null,
 }
+
+/** One anchor per hour: an auditor's view of the log is at most that stale on-chain, for ~24 transactions a day. */
+export const DEFAULT_ANCHOR_PERIOD_SECONDS = 3600
 
 /** Hard bounds: beyond these a value is a mistake, not a tuning choice. */
 const MAX_BODY_LIMIT_BYTES = 64 * 1024 * 1024
@@ -171,6 +204,22 @@ export const GATEWAY_CONFIG_SCHEMA = {
     logLevel: { enum: LOG_LEVELS },
     metrics: { type: 'boolean' },
     enclave: { type: ['object', 'null'] },
+    chain: {
+      type: ['object', 'null'],
+      additionalProperties: false,
+      required: ['rpcUrls', 'chainId', 'registry', 'privateKeyEnv', 'model', 'url'],
+      properties: {
+        rpcUrls: { type: 'array', minItems: 1, maxItems: 16, items: { type: 'string', pattern: '^https?://', maxLength: 2048 } },
+        chainId: { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER },
+        registry: { type: 'string', pattern: '^0x[0-9a-fA-F]{40}$' },
+        // Not CGW_*: those are config overrides, hashed into the measured config.
+        privateKeyEnv: { type: 'string', pattern: '^(?!CGW_)[A-Z_][A-Z0-9_]{0,63}$' },
+        model: { type: 'string', minLength: 1, maxLength: 256 },
+        url: { type: 'string', pattern: '^https?://', maxLength: 2048 },
+        anchorPeriodSeconds: { type: 'integer', minimum: 0, maximum: 30 * 86_400 },
+        allowDevelopment: { type: 'boolean' },
+      },
+    },
   },
 } as const
 
@@ -268,6 +317,7 @@ export function parseGatewayConfig(document: unknown): GatewayConfig {
     logLevel?: LogLevel
     metrics?: boolean
     enclave?: Record<string, unknown> | null
+    chain?: (Omit<ChainConfig, 'anchorPeriodSeconds' | 'allowDevelopment'> & { anchorPeriodSeconds?: number; allowDevelopment?: boolean }) | null
   }
   const D = DEFAULT_GATEWAY_CONFIG
   const clientAddress = d.clientAddress ?? null
@@ -292,6 +342,14 @@ export function parseGatewayConfig(document: unknown): GatewayConfig {
     logLevel: d.logLevel ?? D.logLevel,
     metrics: d.metrics ?? D.metrics,
     enclave: d.enclave ?? null,
+    chain: d.chain
+      ? {
+          ...d.chain,
+          rpcUrls: [...d.chain.rpcUrls],
+          anchorPeriodSeconds: d.chain.anchorPeriodSeconds ?? DEFAULT_ANCHOR_PERIOD_SECONDS,
+          allowDevelopment: d.chain.allowDevelopment ?? false,
+        }
+      : null,
   }
 }
 

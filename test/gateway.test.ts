@@ -463,7 +463,7 @@ t.test('a client disconnect mid-stream aborts the enclave signal', async (t) => 
   await until(() => app.gatewayLimits.slots.active === 0)
   t.ok(enclave.produced[0]! < 5, 'the enclave stopped producing')
   await until(() => enclave.outcomes.length === 1)
-  t.equal(enclave.outcomes[0]!.code, 'ENGINE_REQUEST_CANCELLED')
+  t.equal(enclave.outcomes[0]!.code, 'ENGINE_CANCELLED')
   const metrics = (await app.inject({ url: '/metrics' })).body
   t.match(metrics, 'cgw_gateway_requests_total{route="/v1/ohttp",status_class="2xx",outcome="GATEWAY_CLIENT_CLOSED"} 1')
 })
@@ -492,7 +492,7 @@ t.test('an enclave stalled mid-stream is cut at the idle deadline', async (t) =>
   await until(() => app.gatewayLimits.slots.active === 0)
   const metrics = (await app.inject({ url: '/metrics' })).body
   t.match(metrics, 'cgw_gateway_requests_total{route="/v1/ohttp",status_class="2xx",outcome="GATEWAY_UPSTREAM_TIMEOUT"} 1', 'the gateway names the cause')
-  t.match(metrics, 'cgw_gateway_enclave_outcomes_total{operation="handle",code="ENGINE_REQUEST_CANCELLED"} 1', 'the enclave reports the cancellation')
+  t.match(metrics, 'cgw_gateway_enclave_outcomes_total{operation="handle",code="ENGINE_CANCELLED"} 1', 'the enclave reports the cancellation')
 })
 
 t.test('graceful shutdown', async (t) => {

@@ -33,7 +33,11 @@ export function anvilBinary(): string {
   const suffix = PLATFORM_PACKAGES[`${process.platform}-${process.arch}`]
   if (suffix === undefined) throw new Error(`anvil: no @foundry-rs/anvil build for ${process.platform}-${process.arch}`)
   const exe = process.platform === 'win32' ? 'anvil.exe' : 'anvil'
-  return createRequire(import.meta.url).resolve(`@foundry-rs/anvil-${suffix}/bin/${exe}`)
+  try {
+    return createRequire(import.meta.url).resolve(`@foundry-rs/anvil-${suffix}/bin/${exe}`)
+  } catch (cause) {
+    throw new Error(`anvil: the @foundry-rs/anvil-${suffix} package is not installed (a development dependency: run npm ci in a checkout)`, { cause })
+  }
 }
 
 export interface AnvilProcessOptions {

@@ -110,7 +110,7 @@ export interface DevProvider {
 }
 
 export interface DevProviderOptions {
-  /** TD report fields (MRTD, RTMRs…); zeros when absent. */
+  /** TD report fields (MRTD, RTMRs…); zeros when absent, but RTMR0-2: the replay of the dev CCEL the provider serves. */
   readonly measurements?: Omit<DevQuoteInput, 'reportData'>
   /** Change the evidence bundle the gateway serves (the quote stays as signed). */
   readonly alterBundle?: (bundle: EvidenceBundle) => EvidenceBundle

@@ -254,11 +254,11 @@ export class FakeEnclave implements Enclave {
         if (signal.aborted) throw signal.reason
         finish(self.options.outcomeCode ?? 'ok')
       } catch (e) {
-        finish(signal.aborted ? 'ENGINE_REQUEST_CANCELLED' : 'ENGINE_STREAM_FAILED')
+        finish(signal.aborted ? 'ENGINE_CANCELLED' : 'ENGINE_STREAM_FAILED')
         throw e
       } finally {
         // A consumer that stops early (return()) still gets an outcome.
-        finish('ENGINE_REQUEST_CANCELLED')
+        finish('ENGINE_CANCELLED')
       }
     }
     return { contentType, chunks: chunks(), outcome }

@@ -1,0 +1,68 @@
+/**
+ * The gateway's chain connection, built from the config's `chain` section:
+ * a registry writer (contracts/client) over the listed RPC URLs with
+ * fallback, the enclave's chain options (receipt domain, model and URL for
+ * registration, the checkpoint anchorer), and the registration worker.
+ *
+ * The chain id the config names must be the chain the RPC answers for, and
+ * a registry deployed with the development root is refused unless the
+ * config says `allowDevelopment` — a production gateway pointed at a dev
+ * registry by mistake would otherwise register happily.
+ */
+import { createPublicClient, createWalletClient, defineChain, fallback, http, type Hex } from 'viem'
+import { privateKeyToAccount } from 'viem/accounts'
+import { createRegistryWriter, type RegistryWriterClient } from '../contracts/client/registry.ts'
+import type { AnyPublicClient, AnyWalletClient } from '../contracts/client/tx.ts'
+import type { CheckpointAnchorer } from '../enclave/log/anchor-worker.ts'
+import type { EnclaveChainOptions } from '../enclave/index.ts'
+import type { ChainConfig } from './config.ts'
+import { GatewayConfigError } from './errors.ts'
+
+export interface GatewayChain {
+  readonly registry: RegistryWriterClient
+  /** What createEnclaveFromConfig takes for this chain. */
+  readonly enclave: EnclaveChainOptions
+}
+
+/** The registry's anchor calls in the shape log/anchor-worker.ts needs. */
+export function registryAnchorer(registry: RegistryWriterClient): CheckpointAnchorer {
+  return {
+    anchor: async (logId, size, root, signature) => ({ txHash: (await registry.anchorCheckpoint(logId, size, root, signature)).txHash }),
+    latest: async (logId) => (await registry.checkpointAnchors(logId)).at(-1) ?? null,
+  }
+}
+
+/** Connect to the configured chain; `env` holds the transaction key under `privateKeyEnv`. */
+export async function connectChain(config: ChainConfig, env: Readonly<Record<string, string | undefined>> = process.env): Promise<GatewayChain> {
+  const key = env[config.privateKeyEnv]
+  if (key === undefined || !/^0x[0-9a-fA-F]{64}$/.test(key)) {
+    throw new GatewayConfigError(`chain: environment variable ${config.privateKeyEnv} must hold the transaction key (0x + 64 hex digits)`, {
+      details: { variable: config.privateKeyEnv },
+    })
+  }
+  const chain = defineChain({
+    id: config.chainId,
+    name: `chain-${config.chainId}`,
+    nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 },
+    rpcUrls: { default: { http: [...config.rpcUrls] } },
+  })
+  const transport = fallback(config.rpcUrls.map((url) => http(url, { retryCount: 1 })))
+  const publicClient = createPublicClient({ chain, transport }) as AnyPublicClient
+  const walletClient = createWalletClient({ account: privateKeyToAccount(key as Hex), chain, transport }) as AnyWalletClient
+  const registry = await createRegistryWriter({ publicClient, walletClient, address: config.registry, allowDevelopment: config.allowDevelopment })
+  if (registry.chainId !== BigInt(config.chainId)) {
+    throw new GatewayConfigError(`chain: the RPC serves chain ${registry.chainId}, the config says ${config.chainId}`, {
+      details: { configured: config.chainId, served: String(registry.chainId) },
+    })
+  }
+  return {
+    registry,
+    enclave: {
+      chainId: registry.chainId,
+      registry: registry.address,
+      model: config.model,
+      url: config.url,
+      ...(config.anchorPeriodSeconds > 0 ? { anchorer: registryAnchorer(registry), anchorPeriodMs: config.anchorPeriodSeconds * 1000 } : {}),
+    },
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * `npm start`'s system, exactly as `cgw start` brings it up
+ * (deploy/local/system.ts): a real anvil with the registry deployed, the
+ * gateway on the development TEE and a development GPU in front of the
+ * embedded llama.cpp engine with a generated tiny GGUF, registered on-chain
+ * by its own worker, and the proxy in front. The real `openai` package
+ * talks to the proxy; the answer arrives, its receipt is in the proxy's
+ * audit file and verifies on-chain, the gateway's attestation log replays
+ * clean under `cgw audit`, and stopping leaves nothing running.
+ */
+import t from 'tap'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import OpenAI from 'openai'
+import { createPublicClient, http } from 'viem'
+import { startLocalSystem } from '../deploy/local/system.ts'
+import { createRegistryClient } from '../contracts/client/registry.ts'
+import { receiptFromJson, type ReceiptJson } from '../enclave/receipts.ts'
+import { runAudit } from '../bin/commands/audit.ts'
+
+const dir = await mkdtemp(join(tmpdir(), 'cgw-local-'))
+t.teardown(() => rm(dir, { recursive: true, force: true }))
+
+const system = await startLocalSystem({ dir, proxyPort: 0, gatewayPort: 0, logLevel: 'silent', env: {} })
+t.teardown(() => system.stop())
+
+t.test('the gateway registered itself on-chain and reports ready', async (t) => {
+  const status = system.gateway.registration!.status()
+  t.equal(status.ready, true)
+  t.equal(status.state, 'registered')
+  const ready = await fetch(`${system.gatewayUrl}/readyz`)
+  t.equal(ready.status, 200)
+  t.same(await ready.json(), { status: 'ready', epoch: status.epoch!.toString(), registration: 'registered' })
+  const registry = await createRegistryClient({ publicClient: createPublicClient({ transport: http(system.rpcUrl) }) as never, address: system.registry, allowDevelopment: true })
+  const records = await registry.enclavesForModel(system.model)
+  t.equal(records.length, 1, 'discoverable by model')
+  t.equal(records[0]!.url, system.gatewayUrl)
+})
+
+t.test('the openai package through the proxy: verified, encrypted, answered, receipted', async (t) => {
+  const openai = new OpenAI({ baseURL: `${system.proxyUrl}/v1`, apiKey: 'local', maxRetries: 0 })
+  const models = await openai.models.list()
+  t.ok(models.data.some((m) => m.id === system.model), 'the model is listed')
+  const completion = await openai.chat.completions.create({ model: system.model, messages: [{ role: 'user', content: 'Say hello' }], max_tokens: 8 })
+  t.equal(completion.object, 'chat.completion')
+  t.type(completion.choices[0]?.message.content, 'string')
+  let streamed = 0
+  for await (const chunk of await openai.chat.completions.create({ model: system.model, messages: [{ role: 'user', content: 'Count' }], max_tokens: 8, stream: true })) {
+    if (chunk.choices[0]?.delta?.content) streamed++
+  }
+  t.ok(streamed > 0, 'streamed tokens arrived')
+
+  const lines = (await readFile(system.auditFile, 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>)
+  const report = lines.find((l) => l.type === 'verification') as { report: { ok: boolean; registry: { status: string } } } | undefined
+  t.equal(report?.report.ok, true, 'the proxy verified the gateway first')
+  t.equal(report?.report.registry.status, 'registered')
+  const receipts = lines.filter((l) => l.type === 'receipt')
+  t.equal(receipts.length, 2, 'one receipt per answer')
+  const registry = await createRegistryClient({ publicClient: createPublicClient({ transport: http(system.rpcUrl) }) as never, address: system.registry, allowDevelopment: true })
+  const { fields, signature } = receiptFromJson((receipts[0] as { receipt: ReceiptJson }).receipt)
+  const onChain = await registry.verifyReceipt(fields, signature)
+  t.equal(onChain.enclaveId, system.gateway.registration!.status().enclaveId, 'AttestationRegistry.verifyReceipt names the registered enclave')
+})
+
+t.test('the attestation log is served and holds the registration', async (t) => {
+  const checkpoint = await fetch(`${system.gatewayUrl}/log/checkpoint`)
+  t.equal(checkpoint.status, 200)
+  const lines = (await checkpoint.text()).split('\n')
+  t.match(lines[0], /^cgw\.log\//, 'a C2SP signed note from this log')
+  t.ok(Number(lines[1]) >= 4, 'epoch, evidence, collateral and registration entries at least')
+})
+
+t.test('cgw audit replays the gateway\'s log clean: every quote, receipt and registration', async (t) => {
+  let out = ''
+  const io = { out: (s: string) => void (out += s), err: (s: string) => void (out += s) }
+  const code = await runAudit(
+    [`${system.gatewayUrl}/log`, '--registry', system.registry, '--rpc', system.rpcUrl, '--dev-root', join(dir, 'dev-tdx-root.pem'), '--dev-gpu-root', join(dir, 'dev-gpu-root.pem'), '--state', join(dir, 'audit-state.json'), '--json'],
+    io,
+  )
+  const report = JSON.parse(out) as { findings: { code: string }[] }
+  t.same(report.findings.map((f) => f.code), [], 'no findings')
+  t.equal(code, 0)
+})
+
+t.test('stop stops everything', async (t) => {
+  await system.stop()
+  await t.rejects(fetch(`${system.proxyUrl}/v1/models`), 'the proxy is gone')
+  await t.rejects(fetch(`${system.gatewayUrl}/healthz`), 'the gateway is gone')
+  await t.rejects(fetch(system.rpcUrl, { method: 'POST', body: '{}' }), 'the chain is gone')
+})
