@@ -249,6 +249,8 @@ t.test('bare TDX guest: systemd units and config', async (t) => {
   t.equal(enclave.tee, 'tdx')
   t.equal(enclave.release, '/opt/cgw/release', 'the release directory the unit runs from')
   t.doesNotThrow(() => parseGpuPolicy(enclave.gpuReadyState!.policy))
+  t.ok(config.chain !== null && (config.enclave as { log?: unknown; collateral?: unknown }).log && (config.enclave as { collateral?: unknown }).collateral, 'registers on a chain, keeps its log, archives its collateral')
+  t.notMatch(config.chain!.privateKeyEnv, /^CGW_/, 'the key variable is no config override')
 })
 
 t.test('the Dockerfile pins its base by argument and unpacks the release tarball', async (t) => {

@@ -18,6 +18,27 @@ import { startLocalSystem } from '../deploy/local/system.ts'
 import { createRegistryClient } from '../contracts/client/registry.ts'
 import { receiptFromJson, type ReceiptJson } from '../enclave/receipts.ts'
 import { runAudit } from '../bin/commands/audit.ts'
+import { writeFile } from 'node:fs/promises'
+import { mnemonicToAccount } from 'viem/accounts'
+import { ANVIL_MNEMONIC } from '../deploy/local/anvil.ts'
+import { connectChain } from '../gateway/chain.ts'
+import type { ChainConfig } from '../gateway/config.ts'
+import { runGateway } from '../bin/commands/gateway.ts'
+import { createEnclaveFromConfig } from '../enclave/index.ts'
+import { parseQuote, type TdReport } from '../attestation/tdx/abi/quote.ts'
+import { computeWorkloadId } from '../attestation/workload.ts'
+import { startEngineServer } from './helpers/engine-server.ts'
+
+const codeOf = (e: unknown) => (e as { code?: string }).code
+
+/** Poll until `f` gives a value (each test bounds itself through tap's timeout, not a clock). */
+async function until<T>(f: () => T | undefined | Promise<T | undefined>): Promise<T> {
+  for (;;) {
+    const v = await f()
+    if (v !== undefined) return v
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
 
 const dir = await mkdtemp(join(tmpdir(), 'cgw-local-'))
 t.teardown(() => rm(dir, { recursive: true, force: true }))
@@ -81,6 +102,57 @@ t.test('cgw audit replays the gateway\'s log clean: every quote, receipt and reg
   const report = JSON.parse(out) as { findings: { code: string }[] }
   t.same(report.findings.map((f) => f.code), [], 'no findings')
   t.equal(code, 0)
+})
+
+t.test('cgw gateway with a chain section: connects, registers itself, serves its log; bad chain settings refused', async (t) => {
+  const key = `0x${Buffer.from(mnemonicToAccount(ANVIL_MNEMONIC, { addressIndex: 2 }).getHdKey().privateKey!).toString('hex')}`
+  const env = { TEST_GATEWAY_KEY: key }
+  const chain: ChainConfig = {
+    rpcUrls: ['http://127.0.0.1:1', system.rpcUrl], // the first is down: the fallback takes the second
+    chainId: 31337,
+    registry: system.registry,
+    privateKeyEnv: 'TEST_GATEWAY_KEY',
+    model: 'second-model',
+    url: 'https://second.gateway.test',
+    anchorPeriodSeconds: 3600,
+    allowDevelopment: true,
+  }
+  t.equal(codeOf(await connectChain(chain, {}).catch((e: unknown) => e)), 'GATEWAY_CONFIG_INVALID', 'no key in the environment')
+  t.equal(codeOf(await connectChain({ ...chain, chainId: 1 }, env).catch((e: unknown) => e)), 'GATEWAY_CONFIG_INVALID', 'the RPC serves another chain')
+  t.equal(codeOf(await connectChain({ ...chain, allowDevelopment: false }, env).catch((e: unknown) => e)), 'REGISTRY_PRODUCTION_DEV_ROOT', 'a dev registry needs allowDevelopment')
+
+  const engine = await startEngineServer()
+  t.teardown(() => engine.close())
+  const configFile = join(dir, 'second-gateway.json')
+  await writeFile(
+    configFile,
+    JSON.stringify({ listen: { host: '127.0.0.1', port: 0 }, logLevel: 'silent', enclave: { tee: 'dev', gpu: 'none', engine: { url: engine.url }, log: { dir: join(dir, 'second-log') } }, chain }),
+  )
+  const stop = new AbortController()
+  let out = ''
+  const io = { out: (s: string) => void (out += s), err: (s: string) => void (out += s) }
+  process.env.TEST_GATEWAY_KEY = key
+  t.teardown(() => void delete process.env.TEST_GATEWAY_KEY)
+  const running = runGateway(['--config', configFile], io, (section, config, o) => createEnclaveFromConfig(section, config, { ...o, devRoots: { tdx: system.devRoots.tdx } }), stop.signal)
+  t.teardown(() => stop.abort())
+  const url = await until(() => out.match(/listening on (http:\/\/[\d.:]+)/)?.[1])
+  // Its workload (RTMR3 holds its own config's hash) is allow-listed by the owner once its quote is seen.
+  const quote = await until(async () => {
+    const r = await fetch(`${url}/v1/attestation?nonce=${'ab'.repeat(32)}`)
+    return r.ok ? ((await r.json()) as { quote: string }).quote : undefined
+  })
+  const td = parseQuote(new Uint8Array(Buffer.from(quote, 'base64'))).body.report as TdReport
+  await system.owner.setWorkload('second-model', computeWorkloadId({ mrTd: td.mrTd, mrConfigId: td.mrConfigId, mrOwner: td.mrOwner, mrOwnerConfig: td.mrOwnerConfig, rtmrs: td.rtmrs }), true)
+  const ready = await until(async () => {
+    const r = await fetch(`${url}/readyz`)
+    return r.ok ? ((await r.json()) as { registration: string }) : undefined
+  })
+  t.equal(ready.registration, 'registered', '/readyz waited for the registration')
+  const records = await system.owner.enclavesForModel('second-model')
+  t.same(records.map((r) => r.url), ['https://second.gateway.test'], 'registered under its model and announced URL')
+  t.equal((await fetch(`${url}/log/checkpoint`)).status, 200, 'its log is served')
+  stop.abort()
+  t.equal(await running, 0, 'stopped cleanly')
 })
 
 t.test('stop stops everything', async (t) => {

@@ -29,7 +29,8 @@ function logDataDir(section: Readonly<Record<string, unknown>> | null): string |
   return typeof log?.dir === 'string' ? log.dir : undefined
 }
 
-export async function runGateway(args: string[], io: Io, create: CreateEnclaveFromConfig = createEnclaveFromConfig): Promise<number> {
+/** `stop`: shut the gateway down gracefully when it aborts (as SIGTERM does); for callers that run it in-process. */
+export async function runGateway(args: string[], io: Io, create: CreateEnclaveFromConfig = createEnclaveFromConfig, stop?: AbortSignal): Promise<number> {
   let file: string | undefined
   try {
     const { values } = parseArgs({ args, options: { config: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false })
@@ -67,6 +68,8 @@ export async function runGateway(args: string[], io: Io, create: CreateEnclaveFr
     const host = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host
     io.out(`cgw gateway: listening on http://${host}:${gateway.address.port}\n`)
     enclave = undefined // from here on the gateway closes it
+    if (stop?.aborted) void gateway.shutdown('stopped')
+    else stop?.addEventListener('abort', () => void gateway.shutdown('stopped'), { once: true })
     await gateway.closed
     return EXIT.OK
   } catch (e) {

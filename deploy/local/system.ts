@@ -23,14 +23,14 @@ import { basename, join, resolve } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { createPublicClient, createWalletClient, defineChain, http, type Address, type Hex } from 'viem'
 import { mnemonicToAccount } from 'viem/accounts'
-import { createDevGpuRootCa, createDevRootCa } from '../../attestation/dev/index.ts'
+import { createDevGpuRootCa, createDevRootCa, type DevGpuRootCa, type DevRootCa } from '../../attestation/dev/index.ts'
 import type { QuoteCollateralV3 } from '../../attestation/pcs/types.ts'
 import type { TdReport } from '../../attestation/tdx/abi/quote.ts'
 import { parseQuote } from '../../attestation/tdx/abi/quote.ts'
 import { computeWorkloadId } from '../../attestation/workload.ts'
 import { collateralSubmission, createPcsClient, quotePckChain } from '../../contracts/client/collateral.ts'
 import { deployRegistry } from '../../contracts/client/deploy.ts'
-import { createRegistryWriter } from '../../contracts/client/registry.ts'
+import { createRegistryWriter, type RegistryWriterClient } from '../../contracts/client/registry.ts'
 import type { AnyPublicClient, AnyWalletClient } from '../../contracts/client/tx.ts'
 import { createEnclaveFromConfig } from '../../enclave/index.ts'
 import { generateTinyModel } from '../../enclave/engines/gguf/index.ts'
@@ -70,6 +70,10 @@ export interface LocalSystem {
   readonly logDir: string
   readonly gateway: RunningGateway
   readonly proxy: RunningProxy
+  /** The development roots the registry trusts (another dev-TEE gateway issued under them registers here too). */
+  readonly devRoots: { readonly tdx: DevRootCa; readonly gpu: DevGpuRootCa }
+  /** The registry as its owner (allow-list, parameters): anvil's first account. */
+  readonly owner: RegistryWriterClient
   /** Stop proxy, gateway and chain, in that order. Idempotent. */
   stop(): Promise<void>
 }
@@ -198,7 +202,7 @@ export async function startLocalSystem(o: LocalSystemOptions = {}): Promise<Loca
     stops.push(() => proxy.close())
     say(`proxy      ${proxy.url} (OpenAI API; verifies before it forwards; audit ${auditFile})`)
 
-    return { rpcUrl: anvil.rpcUrl, registry: deployed.registry, gatewayUrl, proxyUrl: proxy.url, model, policyFile, auditFile, logDir, gateway, proxy, stop }
+    return { rpcUrl: anvil.rpcUrl, registry: deployed.registry, gatewayUrl, proxyUrl: proxy.url, model, policyFile, auditFile, logDir, gateway, proxy, devRoots: { tdx: tdxRoot, gpu: gpuRoot }, owner: registry, stop }
   } catch (e) {
     await stop()
     throw e
