@@ -43,7 +43,7 @@ import { ConfigError } from '../attestation/errors.ts'
 import { createDevGpu, createDevGpuRootCa, createDevQuoteSigner, createDevRootCa, DEV_FMSPC } from '../attestation/dev/index.ts'
 import { createEnclave, type CreateEnclaveOptions } from './enclave.ts'
 import { EnclaveError } from './errors.ts'
-import { createHttpEngine } from './engines/http.ts'
+import { createHttpEngine, HTTP_ENGINE_DEFAULTS } from './engines/http.ts'
 import { createLlamaEngine, llamaEngineOptionsFromConfig } from './engines/llama.ts'
 import { createDevGpuProvider } from './gpu/dev.ts'
 import { createNvattestProvider } from './gpu/nvattest-cli.ts'
@@ -85,6 +85,30 @@ function positive(v: unknown, path: string, dflt: number): number {
   if (v === undefined) return dflt
   if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) bad(path, 'expected a positive integer')
   return v
+}
+
+/**
+ * The HTTP engine's timeouts under the gateway's (gateway/config.ts): each
+ * must end before the gateway's own, or the gateway cuts the stream first
+ * and the client gets a silent cut instead of the enclave's encrypted
+ * timeout error. Defaults are the engine's, lowered to fit; explicit values
+ * that do not fit are refused.
+ */
+function httpEngineTimeouts(e: Record<string, unknown>, config: unknown): { headersTimeoutMs?: number; bodyTimeoutMs?: number } {
+  const t = (config as { timeouts?: { firstByteMs?: unknown; streamIdleMs?: unknown } } | undefined)?.timeouts
+  const out: { headersTimeoutMs?: number; bodyTimeoutMs?: number } = {}
+  const fit = (key: 'headersTimeoutMs' | 'bodyTimeoutMs', gatewayMs: unknown, gatewayKey: string) => {
+    const explicit = e[key] === undefined ? undefined : positive(e[key], `enclave.engine.${key}`, 0)
+    if (typeof gatewayMs !== 'number') {
+      if (explicit !== undefined) out[key] = explicit
+      return
+    }
+    if (explicit !== undefined && explicit >= gatewayMs) bad(`enclave.engine.${key}`, `must be below the gateway's timeouts.${gatewayKey} (${gatewayMs} ms), so the enclave's encrypted error arrives before the gateway cuts the stream`)
+    out[key] = explicit ?? Math.max(1, Math.min(HTTP_ENGINE_DEFAULTS[key], gatewayMs - 1000))
+  }
+  fit('headersTimeoutMs', t?.firstByteMs, 'firstByteMs')
+  fit('bodyTimeoutMs', t?.streamIdleMs, 'streamIdleMs')
+  return out
 }
 
 /** The chain an enclave registers on, as `cgw gateway` builds it from its `chain` section (gateway/chain.ts). */
@@ -135,6 +159,7 @@ export async function createEnclaveFromConfig(
     if (e.kind !== undefined && e.kind !== 'http') bad('enclave.engine.kind', 'expected "http" or "llama"')
     if (typeof e.url !== 'string') bad('enclave.engine.url', 'expected the engine URL (loopback inside the CVM)')
   }
+  const engineTimeouts = llamaOptions === null ? httpEngineTimeouts(e, _config) : {}
   const gpuKind = section.gpu ?? 'none'
   if (!['nvml', 'nvattest', 'dev', 'none'].includes(gpuKind as string)) bad('enclave.gpu', 'expected "nvml", "nvattest", "dev" or "none"')
   if (tee !== 'dev' && gpuKind === 'dev') bad('enclave.gpu', 'a real TD does not take the development GPU')
@@ -315,8 +340,7 @@ export async function createEnclaveFromConfig(
     engine: llamaOptions !== null ? await createLlamaEngine(llamaOptions) : createHttpEngine({
       baseUrl: e.url as string,
       ...(typeof e.apiKey === 'string' ? { apiKey: e.apiKey } : {}),
-      ...(e.headersTimeoutMs !== undefined ? { headersTimeoutMs: positive(e.headersTimeoutMs, 'enclave.engine.headersTimeoutMs', 0) } : {}),
-      ...(e.bodyTimeoutMs !== undefined ? { bodyTimeoutMs: positive(e.bodyTimeoutMs, 'enclave.engine.bodyTimeoutMs', 0) } : {}),
+      ...engineTimeouts,
     }),
     quotes,
     eventLog,

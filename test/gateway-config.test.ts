@@ -185,3 +185,17 @@ t.test('cgw gateway', async (t) => {
     t.match(r.err, /INTERNAL/)
   })
 })
+
+t.test('the engine times out before the gateway does, or the config is refused', async (t) => {
+  const { createEnclaveFromConfig } = await import('../enclave/index.ts')
+  const config = parseGatewayConfig({ timeouts: { firstByteMs: 30_000, streamIdleMs: 20_000 } })
+  const codeOf = (p: Promise<unknown>) => p.then(() => 'accepted', (e: { code?: string }) => e.code)
+  const engine = (o: Record<string, unknown>) => ({ tee: 'dev', gpu: 'none', engine: { url: 'http://127.0.0.1:9', ...o } })
+  t.equal(await codeOf(createEnclaveFromConfig(engine({ headersTimeoutMs: 30_000 }), config)), 'ATTESTATION_OPTIONS_INVALID', 'headers timeout not below firstByteMs')
+  t.equal(await codeOf(createEnclaveFromConfig(engine({ bodyTimeoutMs: 25_000 }), config)), 'ATTESTATION_OPTIONS_INVALID', 'body timeout not below streamIdleMs')
+  for (const o of [{ headersTimeoutMs: 29_000, bodyTimeoutMs: 19_000 }, {}]) {
+    const enclave = await createEnclaveFromConfig(engine(o), config)
+    t.equal(typeof enclave.status().epoch, 'string', `${JSON.stringify(o)}: built (defaults are lowered to fit)`)
+    await enclave.close()
+  }
+})
