@@ -143,6 +143,14 @@ t.test('errors after decryption are answered inside the encryption, each distinc
   r = await ask(chat({ stream: true }))
   t.equal(r.trailers['cgw-error'], 'ENGINE_STREAM_INTERRUPTED')
   server.knobs.closeAfter = null
+  // Garbage after a good event: the client gets an error chunk naming it, and no receipt.
+  server.knobs.garbage = 'sse-data'
+  r = await ask(chat({ stream: true }))
+  t.equal(r.status, 200)
+  t.match(text(r.events.at(-1)!), /^event: error\ndata: .*ENGINE_BAD_RESPONSE/, 'an error chunk, not a silent cut')
+  t.equal(r.trailers['cgw-error'], 'ENGINE_BAD_RESPONSE')
+  t.notOk(r.receipt)
+  server.knobs.garbage = null
 })
 
 t.test('engine down: an inner 503', async (t) => {
