@@ -18,6 +18,8 @@ import { startLocalSystem } from '../deploy/local/system.ts'
 import { createRegistryClient } from '../contracts/client/registry.ts'
 import { receiptFromJson, type ReceiptJson } from '../enclave/receipts.ts'
 import { runAudit } from '../bin/commands/audit.ts'
+import { runChat } from '../bin/commands/chat.ts'
+import { verifyReceiptLogged } from '../gateway/client/receipt-proof.ts'
 import { writeFile } from 'node:fs/promises'
 import { mnemonicToAccount } from 'viem/accounts'
 import { ANVIL_MNEMONIC } from '../deploy/local/anvil.ts'
@@ -63,7 +65,10 @@ t.test('the openai package through the proxy: verified, encrypted, answered, rec
   const openai = new OpenAI({ baseURL: `${system.proxyUrl}/v1`, apiKey: 'local', maxRetries: 0 })
   const models = await openai.models.list()
   t.ok(models.data.some((m) => m.id === system.model), 'the model is listed')
-  const completion = await openai.chat.completions.create({ model: system.model, messages: [{ role: 'user', content: 'Say hello' }], max_tokens: 8 })
+  // A refusal names its code and reason (the proxy's OpenAI-style error): say them if it happens.
+  const completion = await openai.chat.completions
+    .create({ model: system.model, messages: [{ role: 'user', content: 'Say hello' }], max_tokens: 8 })
+    .catch((e: { error?: unknown }) => Promise.reject(new Error(`the proxy refused: ${JSON.stringify(e.error)}`)))
   t.equal(completion.object, 'chat.completion')
   t.type(completion.choices[0]?.message.content, 'string')
   let streamed = 0
@@ -90,6 +95,26 @@ t.test('the attestation log is served and holds the registration', async (t) => 
   const lines = (await checkpoint.text()).split('\n')
   t.match(lines[0], /^cgw\.log\//, 'a C2SP signed note from this log')
   t.ok(Number(lines[1]) >= 4, 'epoch, evidence, collateral and registration entries at least')
+})
+
+t.test('cgw chat proves its receipt is in the gateway\'s log; a receipt the log does not hold is refused', async (t) => {
+  let out = ''
+  const io = { out: (s: string) => void (out += s), err: (s: string) => void (out += s) }
+  const code = await runChat([system.gatewayUrl, '--model', system.model, 'Say hello', '--policy', system.policyFile, '--max-tokens', '4', '--json'], io)
+  t.equal(code, 0, out)
+  const result = JSON.parse(out) as { receipt: ReceiptJson; logged: { index: number; checkpoint: string } | null }
+  t.equal(result.logged?.index, Number(result.receipt.message.logIndex), 'the entry at the receipt\'s log index')
+
+  const bundle = (await (await fetch(`${system.gatewayUrl}/v1/attestation?nonce=${'cd'.repeat(32)}`)).json()) as { logPublicKey: string }
+  const logPublicKey = new Uint8Array(Buffer.from(bundle.logPublicKey, 'base64'))
+  const receipt = receiptFromJson(result.receipt)
+  const reason = (p: Promise<unknown>) => p.then(() => 'proven', (e: { code?: string; details?: { reason?: string } }) => `${e.code}/${e.details?.reason}`)
+  t.equal(await reason(verifyReceiptLogged({ url: system.gatewayUrl, receipt, logPublicKey })), 'proven')
+  const other = { ...receipt, fields: { ...receipt.fields, responseHash: `0x${'00'.repeat(32)}` as const } }
+  t.equal(await reason(verifyReceiptLogged({ url: system.gatewayUrl, receipt: other, logPublicKey })), 'CLIENT_RECEIPT_NOT_LOGGED/another receipt')
+  t.equal(await reason(verifyReceiptLogged({ url: system.gatewayUrl, receipt, logPublicKey: new Uint8Array(32).fill(1) })), 'CLIENT_RECEIPT_NOT_LOGGED/proof', 'not under the attested log key')
+  const beyond = { ...receipt, fields: { ...receipt.fields, logIndex: 1_000_000n } }
+  t.equal(await reason(verifyReceiptLogged({ url: system.gatewayUrl, receipt: beyond, logPublicKey })), 'CLIENT_RECEIPT_NOT_LOGGED/no proof')
 })
 
 t.test('cgw audit replays the gateway\'s log clean: every quote, receipt and registration', async (t) => {

@@ -28,6 +28,7 @@ import { parseArgs } from 'node:util'
 import { normalizeProviderUrl, type ConfidentialClient } from '../../gateway/client/client.ts'
 import { ClientError } from '../../gateway/client/errors.ts'
 import type { VerifiedReceipt } from '../../gateway/client/receipt.ts'
+import { verifyReceiptLogged } from '../../gateway/client/receipt-proof.ts'
 import { reportOf } from '../../gateway/client/verify.ts'
 import { EXIT } from '../exit-codes.ts'
 import type { Io } from '../cgw.ts'
@@ -162,8 +163,15 @@ export async function runChat(args: string[], io: Io, deps: ClientCommandDeps = 
       throw new ClientError(res.status === 429 ? 'CLIENT_UPSTREAM_RATE_LIMITED' : 'CLIENT_UPSTREAM_FAILED', 'the engine answered with an error', { details: { status: res.status, reason: code } })
     }
     const receipt = res.receipt()!
-    if (json) io.out(`${JSON.stringify({ ok: true, exitCode: 0, provider: chosen, answer, receipt: receipt.json, digest: receipt.digest, report: res.provider.report }, null, 2)}\n`)
-    else io.out(`\n\n${renderReceipt(receipt)}`)
+    // A gateway whose quote binds a log key must prove the receipt is in its log.
+    const logged = res.provider.logPublicKey === null ? null : await verifyReceiptLogged({ url: res.provider.url, receipt, logPublicKey: res.provider.logPublicKey })
+    if (json) {
+      const inclusion = logged && { index: logged.index, checkpoint: logged.checkpointNote }
+      io.out(`${JSON.stringify({ ok: true, exitCode: 0, provider: chosen, answer, receipt: receipt.json, digest: receipt.digest, logged: inclusion, report: res.provider.report }, null, 2)}\n`)
+    } else {
+      io.out(`\n\n${renderReceipt(receipt)}`)
+      io.out(logged ? `logged          entry ${logged.index} of ${logged.checkpoint.size} in ${logged.checkpoint.origin} (inclusion proof verified)\n` : 'logged          the gateway keeps no transparency log\n')
+    }
     return EXIT.OK
   } catch (e) {
     const { exitCode, error } = failureOfClient(e)

@@ -58,6 +58,10 @@ export const CLIENT_ERROR_CODES = {
     family: 'response',
     description: 'the receipt does not cover what was sent and received, or is not signed by the verified signing key in the expected domain',
   },
+  CLIENT_RECEIPT_NOT_LOGGED: {
+    family: 'response',
+    description: "the gateway's transparency log does not prove this receipt: no proof, a proof that does not verify under the attested log key, or an entry for another receipt (details.reason)",
+  },
 } as const satisfies Record<string, { readonly family: ClientErrorFamily; readonly description: string }>
 
 export type ClientErrorCode = keyof typeof CLIENT_ERROR_CODES

@@ -16,4 +16,5 @@ export type { EvidenceFetcher, MeasurementRow, VerificationReport, VerificationS
 export { createUndiciTransport, encodeInnerRequest, exchange, ERROR_TRAILER, RECEIPT_TRAILER } from './request.ts'
 export type { DecryptedResponse, ExchangeParameters, OhttpTransport } from './request.ts'
 export { createReceiptVerifier, type ReceiptVerifier, type VerifiedReceipt } from './receipt.ts'
+export { verifyReceiptLogged, type ReceiptLogged, type ReceiptLoggedParameters } from './receipt-proof.ts'
 export { viemRegistryFactory } from './viem-registry.ts'

@@ -113,6 +113,8 @@ export interface VerifiedProvider {
   readonly receiptDomain: ReceiptDomain | null
   /** ms since the epoch. */
   readonly validUntil: number
+  /** The transparency log's Ed25519 key, bound in REPORTDATA (receipt inclusion proofs verify against it); null: no log. */
+  readonly logPublicKey: Uint8Array | null
   readonly report: VerificationReport
 }
 
@@ -484,6 +486,7 @@ export async function verifyProvider(p: VerifyProviderParameters): Promise<Verif
       workloadId,
       receiptDomain: domain,
       validUntil,
+      logPublicKey: bundle.logPublicKey === null ? null : new Uint8Array(Buffer.from(bundle.logPublicKey, 'base64')),
       report,
     }
   } catch (e) {
