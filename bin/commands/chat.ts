@@ -3,7 +3,9 @@
  *
  * Verify the provider (the whole of `cgw verify`), send the prompt
  * encrypted to its attested key, print the answer as it streams in, and
- * print the receipt once it has checked out. Without a URL the provider
+ * print the receipt once it has checked out — and, when the quote binds a
+ * transparency log key, once the gateway has proven the receipt is in that
+ * log (gateway/client/receipt-proof.ts). Without a URL the provider
  * comes from the on-chain registry (the policy must name one); providers
  * are tried in the registry's order until one verifies.
  *
