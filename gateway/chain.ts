@@ -9,6 +9,7 @@
  * config says `allowDevelopment` — a production gateway pointed at a dev
  * registry by mistake would otherwise register happily.
  */
+import { hostname } from 'node:os'
 import { createPublicClient, createWalletClient, defineChain, fallback, http, type Hex } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { createRegistryWriter, type RegistryWriterClient } from '../contracts/client/registry.ts'
@@ -32,8 +33,23 @@ export function registryAnchorer(registry: RegistryWriterClient): CheckpointAnch
   }
 }
 
+/**
+ * The URL to announce: `{hostname}` in the configured one becomes this
+ * machine's host name, so replicas sharing one (measured) config each
+ * announce their own stable name — a StatefulSet pod's host name is its pod
+ * name. The URL itself is bound in the registration's REPORTDATA.
+ */
+export function announcedUrl(template: string, host: string = hostname()): string {
+  const url = template.replaceAll('{hostname}', host)
+  if (!URL.canParse(url) || !/^https?:$/.test(new URL(url).protocol)) {
+    throw new GatewayConfigError('chain.url: not an http(s) URL once {hostname} is filled in', { details: { url } })
+  }
+  return url
+}
+
 /** Connect to the configured chain; `env` holds the transaction key under `privateKeyEnv`. */
-export async function connectChain(config: ChainConfig, env: Readonly<Record<string, string | undefined>> = process.env): Promise<GatewayChain> {
+export async function connectChain(config: ChainConfig, env: Readonly<Record<string, string | undefined>> = process.env, host: string = hostname()): Promise<GatewayChain> {
+  const url = announcedUrl(config.url, host)
   const key = env[config.privateKeyEnv]
   if (key === undefined || !/^0x[0-9a-fA-F]{64}$/.test(key)) {
     throw new GatewayConfigError(`chain: environment variable ${config.privateKeyEnv} must hold the transaction key (0x + 64 hex digits)`, {
@@ -61,7 +77,7 @@ export async function connectChain(config: ChainConfig, env: Readonly<Record<str
       chainId: registry.chainId,
       registry: registry.address,
       model: config.model,
-      url: config.url,
+      url,
       ...(config.anchorPeriodSeconds > 0 ? { anchorer: registryAnchorer(registry), anchorPeriodMs: config.anchorPeriodSeconds * 1000 } : {}),
     },
   }

@@ -84,6 +84,7 @@ export interface ChainConfig {
   readonly privateKeyEnv: string
   /** The model this gateway serves and its public base URL, recorded on-chain for discovery. */
   readonly model: string
+  /** `{hostname}` becomes the machine's host name (replicas sharing one config: gateway/chain.ts announcedUrl). */
   readonly url: string
   /** At most one checkpoint anchor transaction per this many seconds; 0 disables anchoring. */
   readonly anchorPeriodSeconds: number

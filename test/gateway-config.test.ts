@@ -199,3 +199,10 @@ t.test('the engine times out before the gateway does, or the config is refused',
     await enclave.close()
   }
 })
+
+t.test('chain.url: {hostname} gives each replica of one config its own announced URL', async (t) => {
+  const { announcedUrl } = await import('../gateway/chain.ts')
+  t.equal(announcedUrl('http://{hostname}.cgw-replicas.confidential-gateway.svc:8080', 'cgw-0'), 'http://cgw-0.cgw-replicas.confidential-gateway.svc:8080')
+  t.equal(announcedUrl('https://gateway.example', 'cgw-1'), 'https://gateway.example', 'no placeholder: as written')
+  t.throws(() => announcedUrl('https://{hostname}', 'bad host'), { code: 'GATEWAY_CONFIG_INVALID' })
+})
