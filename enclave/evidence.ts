@@ -81,13 +81,35 @@ function codeOf(e: unknown): string | undefined {
   return typeof c === 'string' ? c : undefined
 }
 
-type Step = 'gpu' | 'binding' | 'quote' | 'event-log' | 'log'
+type Step = 'gpu' | 'binding' | 'quote' | 'event-log' | 'log' | 'pck'
 
-function unavailable(step: Step, provider: string, e: unknown): EnclaveError {
-  return new EnclaveError('ENCLAVE_EVIDENCE_UNAVAILABLE', `evidence unavailable: the ${step} step failed`, {
+/** ENCLAVE_EVIDENCE_UNAVAILABLE naming the step and provider that failed (and their error's code, never its text). */
+export function evidenceUnavailable(step: Step, provider: string, e: unknown, what = 'evidence'): EnclaveError {
+  return new EnclaveError('ENCLAVE_EVIDENCE_UNAVAILABLE', `${what} unavailable: the ${step} step failed`, {
     details: { step, provider, code: codeOf(e) },
     cause: e,
   })
+}
+
+const unavailable = (step: Step, provider: string, e: unknown) => evidenceUnavailable(step, provider, e)
+
+/**
+ * GPU evidence for `nonce`, or null for a TD without GPU. The GPU's nonce
+ * is the quote's freshness too (a verifier's nonce, a registration's block
+ * hash), so a provider answering another nonce is a failure, not a detail.
+ */
+export async function collectGpuEvidence(gpu: GpuEvidenceProvider | null, nonce: Uint8Array, what = 'evidence'): Promise<GpuEvidenceBundle | null> {
+  if (gpu === null) return null
+  let bundle: GpuEvidenceBundle
+  try {
+    bundle = await gpu.collect(nonce)
+  } catch (e) {
+    throw evidenceUnavailable('gpu', gpu.name, e, what)
+  }
+  if (!(bundle.nonce instanceof Uint8Array) || hex(bundle.nonce) !== hex(nonce)) {
+    throw evidenceUnavailable('gpu', gpu.name, new ParseError('ATTESTATION_GPU_EVIDENCE_MALFORMED', 'the GPU provider answered another nonce'), what)
+  }
+  return bundle
 }
 
 function deepFreeze<T>(o: T): T {
@@ -140,17 +162,7 @@ export function createEvidenceSource(options: EvidenceSourceOptions): EvidenceSo
   let cacheEpoch: bigint | null = null
 
   async function collect(nonce: Uint8Array, epoch: ReturnType<EvidenceEpochs['current']>): Promise<EvidenceBundle> {
-    let gpuBundle: GpuEvidenceBundle | null = null
-    if (gpu !== null) {
-      try {
-        gpuBundle = await gpu.collect(nonce)
-      } catch (e) {
-        throw unavailable('gpu', gpu.name, e)
-      }
-      if (!(gpuBundle.nonce instanceof Uint8Array) || hex(gpuBundle.nonce) !== hex(nonce)) {
-        throw unavailable('gpu', gpu.name, new ParseError('ATTESTATION_GPU_EVIDENCE_MALFORMED', 'the GPU provider answered another nonce'))
-      }
-    }
+    const gpuBundle = await collectGpuEvidence(gpu, nonce)
     const keyConfig = epoch.ohttpKey.keyConfig
     let reportData: Uint8Array
     try {

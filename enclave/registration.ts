@@ -18,13 +18,12 @@
  */
 import { keccak_256 } from '@noble/hashes/sha3.js'
 import { computeReportData, hashGpuEvidence, hashKeyConfig, NO_GPU_EVIDENCE_HASH, type Hex } from '../attestation/binding.ts'
-import { BaseError, ConfigError, ParseError } from '../attestation/errors.ts'
+import { ConfigError, ParseError } from '../attestation/errors.ts'
 import type { GpuEvidenceBundle } from '../attestation/nvidia/evidence.ts'
 import { parseQuote } from '../attestation/tdx/abi/quote.ts'
 import { hex } from '../attestation/bytes/hex.ts'
 import type { RegistrationEnclaveData } from '../contracts/registry-types.ts'
-import { EnclaveError } from './errors.ts'
-import type { EvidenceEpochs } from './evidence.ts'
+import { collectGpuEvidence, evidenceUnavailable, type EvidenceEpochs } from './evidence.ts'
 import type { GpuEvidenceProvider } from './gpu/provider.ts'
 import type { QuoteProvider } from './types.ts'
 
@@ -67,16 +66,7 @@ export type RegistrationEvidenceSource = (target: RegistrationTarget) => Promise
 
 const toHex = (b: Uint8Array): Hex => `0x${hex(b)}`
 
-function codeOf(e: unknown): string | undefined {
-  return e instanceof BaseError ? e.code : undefined
-}
-
-function unavailable(step: 'gpu' | 'binding' | 'quote' | 'pck', provider: string, e: unknown): EnclaveError {
-  return new EnclaveError('ENCLAVE_EVIDENCE_UNAVAILABLE', `registration evidence unavailable: the ${step} step failed`, {
-    details: { step, provider, code: codeOf(e) },
-    cause: e,
-  })
-}
+const unavailable = (step: 'gpu' | 'binding' | 'quote' | 'pck', provider: string, e: unknown) => evidenceUnavailable(step, provider, e, 'registration evidence')
 
 function fromHex(v: Hex, size: number, field: string): Uint8Array {
   if (typeof v !== 'string' || !new RegExp(`^0x[0-9a-fA-F]{${size * 2}}$`).test(v)) {
@@ -104,18 +94,8 @@ export function createRegistrationEvidence(options: RegistrationEvidenceOptions)
     fromHex(target.registry, 20, 'registry')
     if (typeof target.blockNumber !== 'bigint' || target.blockNumber < 0n) invalid('target.blockNumber must be a non-negative bigint')
     const epoch = epochs.current()
-    let gpuBundle: GpuEvidenceBundle | null = null
-    if (gpu !== null) {
-      try {
-        // The block hash is the GPU's nonce too: the GPU evidence is as fresh as the quote.
-        gpuBundle = await gpu.collect(blockHash)
-      } catch (e) {
-        throw unavailable('gpu', gpu.name, e)
-      }
-      if (!(gpuBundle.nonce instanceof Uint8Array) || hex(gpuBundle.nonce) !== hex(blockHash)) {
-        throw unavailable('gpu', gpu.name, new ParseError('ATTESTATION_GPU_EVIDENCE_MALFORMED', 'the GPU provider answered another nonce'))
-      }
-    }
+    // The block hash is the GPU's nonce too: the GPU evidence is as fresh as the quote.
+    const gpuBundle = await collectGpuEvidence(gpu, blockHash, 'registration evidence')
     const gpuEvidenceHash = gpuBundle === null ? NO_GPU_EVIDENCE_HASH : hashGpuEvidence(gpuBundle.gpus)
     let reportData: Uint8Array
     try {
