@@ -11,8 +11,11 @@
  * digest, the configs are valid gateway configs with the GPU ready-state
  * gate, dstack's app-compose embeds the compose verbatim (and `cgw measure`
  * turns it into the compose-hash event), the systemd units assert the TDX
- * interfaces before starting. Docker is not run: files are parsed, never
- * deployed.
+ * interfaces before starting, and each Kubernetes pod carries its initdata:
+ * the annotation decodes to deploy/k8s/initdata.toml, which carries
+ * policy.rego verbatim, whose pinned containers are the pod spec's (image,
+ * command line, environment, mounts, privileges). Docker is not run: files
+ * are parsed, never deployed.
  */
 import t from 'tap'
 import { readFile, writeFile, mkdtemp, rm } from 'node:fs/promises'
@@ -27,6 +30,8 @@ import { appCompose } from '../deploy/dstack/app-compose.ts'
 import { computeMeasurement, devReference, pinComposeImages, DSTACK_COMPOSE_HASH_EVENT } from '../deploy/measure/measure.ts'
 import { UNRELEASED_RELEASE_HASH } from '../deploy/release/manifest.ts'
 import { runtimeEventDigest } from '../attestation/eventlog/runtime-events.ts'
+import { decodeInitdataAnnotation, initdataToml, INITDATA_ANNOTATION } from '../deploy/k8s/initdata.ts'
+import { checkAgentPolicy, parseInitdata } from '../deploy/measure/initdata.ts'
 import { codeOf, thrown } from './helpers/errors.ts'
 
 const read = (p: string) => readFile(p, 'utf8')
@@ -152,15 +157,22 @@ t.test('Kubernetes manifests: every document validates; replicas are CVMs with G
   interface K8sContainer {
     name: string
     image: string
+    command?: string[]
     args?: string[]
     restartPolicy?: string
     env?: { name: string; value: string }[]
     ports?: { containerPort: number }[]
     startupProbe?: { httpGet?: { path: string } }
     resources?: { limits?: Record<string, string> }
+    securityContext?: { privileged?: boolean; readOnlyRootFilesystem?: boolean }
+    volumeMounts?: { mountPath: string }[]
   }
   const sts = docs.find((d) => d.kind === 'StatefulSet') as {
-    spec: { replicas: number; serviceName: string; template: { spec: { runtimeClassName: string; initContainers: K8sContainer[]; containers: K8sContainer[]; volumes: Record<string, unknown>[] } } }
+    spec: {
+      replicas: number
+      serviceName: string
+      template: { metadata: { annotations: Record<string, string> }; spec: { runtimeClassName: string; initContainers: K8sContainer[]; containers: K8sContainer[]; volumes: Record<string, unknown>[] } }
+    }
   }
   const pod = sts.spec.template.spec
   t.ok(sts.spec.replicas >= 2, 'N replicas')
@@ -198,6 +210,37 @@ t.test('Kubernetes manifests: every document validates; replicas are CVMs with G
   t.notOk(validateK8s(withVllm({ resources: { limit: { 'nvidia.com/pgpu': '1' } } })), '"limit" is not a field of ResourceRequirements')
   t.notOk(validateK8s(withVllm({ resources: { limits: { 'nvidia.com/pgpu': { count: 1 } } } })), 'a quantity is a string or a number')
   t.notOk(validateK8s(withVllm({ restartPolicy: 'OnFailure' })), 'only Always, and only for a sidecar')
+
+  // The pod's initdata: what the host must bind into MRCONFIGID (deploy/k8s/README.md).
+  const policy = await read('deploy/k8s/policy.rego')
+  const initdata = await readFile('deploy/k8s/initdata.toml')
+  t.equal(initdata.toString('utf8'), initdataToml(policy), 'initdata.toml is generated from policy.rego (node --import tsx deploy/k8s/initdata.ts)')
+  t.same(decodeInitdataAnnotation(sts.spec.template.metadata.annotations[INITDATA_ANNOTATION]!), initdata, 'the pod annotation is base64(gzip(initdata.toml)), byte for byte')
+  t.equal(parseInitdata(initdata).algorithm, 'sha384', 'SHA-384: exactly the 48 bytes of MRCONFIGID')
+  t.ok(checkAgentPolicy(policy).length > 0, 'the policy refuses exec, stdio, policy replacement and fail-open')
+
+  // The policy's containers are the pod spec's, field by field.
+  const data = JSON.parse(policy.match(/^policy_data := (\{[\s\S]*?^\})$/m)![1]!) as {
+    namespace: string
+    sandbox_name: string
+    containers: Record<string, { image: string; args: string[]; env: string[]; mounts: string[]; readonly_root: boolean; privileged: boolean; devices: boolean }>
+  }
+  const ns = docs.find((d) => d.kind === 'Namespace') as { metadata: { name: string } }
+  t.equal(data.namespace, ns.metadata.name)
+  t.match(`${(sts as unknown as { metadata: { name: string } }).metadata.name}-0`, new RegExp(data.sandbox_name), 'replica pod names match the sandbox name pattern')
+  const all = [...pod.initContainers, ...pod.containers]
+  t.same(Object.keys(data.containers).sort(), all.map((c) => c.name).sort(), 'exactly the pod\'s containers')
+  for (const c of all) {
+    const p = data.containers[c.name]!
+    t.equal(p.image, c.image, `${c.name}: the same image reference (placeholder digests alike)`)
+    t.ok(c.command, `${c.name}: the command is spelled out, so the whole command line is the pod spec's`)
+    t.same(p.args, [...(c.command ?? []), ...(c.args ?? [])], `${c.name}: command line`)
+    t.same(p.env, (c.env ?? []).map((e) => `${e.name}=${e.value}`), `${c.name}: environment`)
+    t.same(p.mounts, (c.volumeMounts ?? []).map((m) => m.mountPath), `${c.name}: mounts`)
+    t.equal(p.readonly_root, c.securityContext?.readOnlyRootFilesystem === true, `${c.name}: read-only root`)
+    t.equal(p.privileged, c.securityContext?.privileged === true, `${c.name}: privileged`)
+    t.equal(p.devices, c.resources?.limits?.['nvidia.com/pgpu'] !== undefined, `${c.name}: devices only with the GPU`)
+  }
 })
 
 /** A systemd unit as sections of (key, value) pairs, keys repeatable. */

@@ -302,7 +302,7 @@ t.test('every code the deploy error classes throw is in its registry', async (t)
   const registries: [string, Record<string, unknown>, string[]][] = [
     ['RtmrError', RTMR_ERROR_CODES, ['enclave/quote-providers/rtmr-extend.ts', 'enclave/quote-providers/dstack.ts', 'enclave/quote-providers/runtime-measurement.ts']],
     ['ReleaseError', RELEASE_ERROR_CODES, ['deploy/release/manifest.ts', 'enclave/quote-providers/runtime-measurement.ts', 'scripts/build-release.ts']],
-    ['MeasureError', MEASURE_ERROR_CODES, ['deploy/measure/measure.ts']],
+    ['MeasureError', MEASURE_ERROR_CODES, ['deploy/measure/measure.ts', 'deploy/measure/initdata.ts', 'deploy/k8s/initdata.ts']],
   ]
   for (const [cls, registry, files] of registries) {
     let seen = 0

@@ -4,6 +4,7 @@
  *   cgw measure --config gateway.json
  *               (--release DIR | --release-hash HEX | --unreleased)
  *               [--compose app-compose.json [--image-digests FILE]]
+ *               [--initdata initdata.toml]
  *               [--reference dev | --reference EVIDENCE.json]
  *               [--dev-root FILE] [--gpu-dev-root FILE] [--gpu-policy FILE]
  *               [--pcs URL | --collateral FILE]
@@ -23,11 +24,20 @@
  * resolves them. Same inputs, same bytes: no time, no absolute path goes
  * into the output.
  *
+ * `--initdata` (Kubernetes with Confidential Containers, deploy/k8s): the
+ * pod's initdata TOML, as its annotation carries it. MRCONFIGID is then its
+ * digest as Kata binds it (deploy/measure/initdata.ts), not the reference
+ * boot's, and the policies pin it; the agent policy inside must refuse
+ * exec, container stdio, policy replacement and fail-open outright, and no
+ * placeholder may remain (MEASURE_INITDATA_POLICY / _PLACEHOLDER /
+ * _INVALID, exit 1).
+ *
  * The config is measured as the gateway checks it (defaults filled in) but
  * without CGW_* environment overrides: a deployment that sets them measures
  * differently, so deploy/ puts every setting in the config file.
- * Exit codes: 0 computed, 1 bad arguments or inputs, 2 a malformed or
- * incomplete reference (MEASURE_REFERENCE_INCOMPLETE: no CCEL).
+ * Exit codes: 0 computed, 1 bad arguments or inputs (an initdata refused
+ * included), 2 a malformed or incomplete reference
+ * (MEASURE_REFERENCE_INCOMPLETE: no CCEL).
  */
 import { writeFile } from 'node:fs/promises'
 import { basename, dirname, relative, resolve } from 'node:path'
@@ -40,12 +50,14 @@ import { applyGatewayEnv, parseGatewayConfig } from '../../gateway/config.ts'
 import { GatewayConfigError } from '../../gateway/errors.ts'
 import { ReleaseError, UNRELEASED_RELEASE_HASH, verifyReleaseDirectory } from '../../deploy/release/manifest.ts'
 import { computeMeasurement, devReference, MeasureError, referenceFromEvidence, type ClientPolicyInput, type Reference } from '../../deploy/measure/measure.ts'
+import { measureInitdata, type InitdataMeasurement } from '../../deploy/measure/initdata.ts'
 import { EXIT, failureOf } from '../exit-codes.ts'
 import { readCertificate, readInput, readJson } from '../io.ts'
 import type { Io } from '../cgw.ts'
 
 const USAGE = `usage: cgw measure --config FILE (--release DIR | --release-hash HEX | --unreleased)
-                   [--compose app-compose.json [--image-digests FILE]] [--reference dev|FILE]
+                   [--compose app-compose.json [--image-digests FILE]] [--initdata initdata.toml]
+                   [--reference dev|FILE]
                    [--dev-root FILE] [--gpu-dev-root FILE] [--gpu-policy FILE]
                    [--pcs URL | --collateral FILE] [--chain-id N --registry 0x... --rpc-url URL...]
                    [--max-evidence-age SECONDS] [--policy-out FILE] [--quote-policy-out FILE]
@@ -76,6 +88,7 @@ export async function runMeasure(args: string[], io: Io): Promise<number> {
         unreleased: { type: 'boolean' },
         compose: { type: 'string' },
         'image-digests': { type: 'string' },
+        initdata: { type: 'string' },
         reference: { type: 'string' },
         'dev-root': { type: 'string' },
         'gpu-dev-root': { type: 'string' },
@@ -158,6 +171,9 @@ export async function runMeasure(args: string[], io: Io): Promise<number> {
       compose = { fileName: basename(values.compose), bytes: await readInput(values.compose, 'compose file'), imageDigests: digests }
     } else if (values['image-digests'] !== undefined) usage('--image-digests needs --compose')
 
+    let initdata: InitdataMeasurement | undefined
+    if (values.initdata !== undefined) initdata = measureInitdata(await readInput(values.initdata, 'initdata'), basename(values.initdata))
+
     // The client policy's sections: files named relative to where the policy is written (the client resolves them there).
     const policyDir = resolve(values['policy-out'] !== undefined ? dirname(values['policy-out']) : '.')
     const rel = (f: string) => relative(policyDir, resolve(f)).split('\\').join('/')
@@ -198,6 +214,7 @@ export async function runMeasure(args: string[], io: Io): Promise<number> {
       trustRoot,
       ...(gpu ? { gpu } : {}),
       ...(client ? { client } : {}),
+      ...(initdata ? { initdata } : {}),
     })
     if (values['policy-out'] && m.policy) await writeFile(values['policy-out'], render(m.policy))
     if (values['quote-policy-out']) await writeFile(values['quote-policy-out'], render(m.quotePolicy))
@@ -211,7 +228,8 @@ export async function runMeasure(args: string[], io: Io): Promise<number> {
     }
     if (e instanceof MeasureError) {
       io.err(`cgw measure: ${e.code}: ${e.shortMessage}\n`)
-      return EXIT.PARSE
+      // A refused initdata is the caller's input; only an incomplete reference is malformed evidence.
+      return e.code === 'MEASURE_REFERENCE_INCOMPLETE' ? EXIT.PARSE : EXIT.USAGE
     }
     // Release problems are the caller's input, not a bug.
     const f = failureOf(e instanceof ReleaseError ? new ConfigError('ATTESTATION_OPTIONS_INVALID', e.shortMessage, { cause: e, details: { code: e.code, ...e.details } }) : e)

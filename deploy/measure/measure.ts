@@ -7,6 +7,7 @@
  *   MRTD, RTMR0        firmware (TDVF image, its configuration)     → reference boot
  *   RTMR1, RTMR2       bootloader, kernel, command line, initrd     → reference boot (CCEL replayed, per event)
  *   MRCONFIGID/OWNER*  set by the host at TD creation (dstack: zero) → reference boot
+ *   MRCONFIGID         Kata/CoCo (deploy/k8s): the initdata's digest  → computed (initdata.ts)
  *   RTMR3              userspace runtime events, in order:
  *                        dstack's own (app-id, compose-hash, ...)  → reference boot, compose-hash recomputed
  *                        cgw-release, cgw-config                   → computed here
@@ -51,6 +52,7 @@ import { parsePolicy, type GpuPolicyDocument, type PolicyDocument } from '../../
 import { parseClientPolicy } from '../../gateway/client/policy.ts'
 import { parseQuote } from '../../attestation/tdx/abi/quote.ts'
 import { computeWorkloadId } from '../../attestation/workload.ts'
+import type { InitdataMeasurement } from './initdata.ts'
 
 /** dstack's runtime event carrying SHA-256 of app-compose.json (dstack guest agent, RTMR3). */
 export const DSTACK_COMPOSE_HASH_EVENT = 'compose-hash'
@@ -67,6 +69,9 @@ function invalid(what: string, details: Record<string, unknown> = {}): never {
 /** Registry of measure error codes (beyond the attestation library's, which pass through). */
 export const MEASURE_ERROR_CODES = {
   MEASURE_REFERENCE_INCOMPLETE: { description: 'the reference evidence cannot fix a register it is used for (no eventLog: RTMR0-2 unknown)' },
+  MEASURE_INITDATA_INVALID: { description: 'the initdata is not a Kata/CoCo initdata document read exactly here (strict TOML subset, version 0.1.0, algorithm sha256/sha384/sha512)' },
+  MEASURE_INITDATA_POLICY: { description: 'the initdata carries no agent policy, or its policy does not refuse exec, container stdio, policy replacement and fail-open outright (initdata.ts checkAgentPolicy)' },
+  MEASURE_INITDATA_PLACEHOLDER: { description: 'the initdata still holds a placeholder: an all-zero image digest, an unpinned image or the CGW-FILL-IN marker' },
 } as const satisfies Record<string, { readonly description: string }>
 
 export type MeasureErrorCode = keyof typeof MEASURE_ERROR_CODES
@@ -238,6 +243,11 @@ export interface MeasureInput {
   readonly gpu?: GpuPolicyDocument
   /** With it, the measurement carries the client policy too. */
   readonly client?: ClientPolicyInput
+  /**
+   * A Kata/CoCo pod's initdata (deploy/k8s): MRCONFIGID is its digest, not
+   * the reference boot's (initdata.ts measureInitdata).
+   */
+  readonly initdata?: InitdataMeasurement
 }
 
 /** The client policy document (gateway/client/policy.ts) as `cgw measure` writes it. */
@@ -284,9 +294,11 @@ export function computeMeasurement(input: MeasureInput): Measurement {
   // A dstack reference boot logged its own compose-hash: this deployment's replaces it.
   const prior = ref.priorEvents.map((e) => (compose && e.event === DSTACK_COMPOSE_HASH_EVENT ? compose.event : e))
   const rtmrs = replayRuntimeEvents([...prior, ...own], ref.base)
+  // Kata binds the initdata digest into MRCONFIGID: the pod's value, whatever initdata the reference booted with.
+  const mrConfigId = input.initdata?.mrConfigId ?? ref.mrConfigId
   const expected = {
     mrTd: hex(ref.mrTd),
-    mrConfigId: hex(ref.mrConfigId),
+    mrConfigId: hex(mrConfigId),
     mrOwner: hex(ref.mrOwner),
     mrOwnerConfig: hex(ref.mrOwnerConfig),
     rtmr0: hex(rtmrs[0]!),
@@ -294,9 +306,9 @@ export function computeMeasurement(input: MeasureInput): Measurement {
     rtmr2: hex(rtmrs[2]!),
     rtmr3: hex(rtmrs[3]!),
   }
-  const workloadId = computeWorkloadId({ mrTd: ref.mrTd, mrConfigId: ref.mrConfigId, mrOwner: ref.mrOwner, mrOwnerConfig: ref.mrOwnerConfig, rtmrs: [rtmrs[0]!, rtmrs[1]!, rtmrs[2]!, rtmrs[3]!] })
+  const workloadId = computeWorkloadId({ mrTd: ref.mrTd, mrConfigId, mrOwner: ref.mrOwner, mrOwnerConfig: ref.mrOwnerConfig, rtmrs: [rtmrs[0]!, rtmrs[1]!, rtmrs[2]!, rtmrs[3]!] })
   const required = [...(compose ? [compose.event] : []), ...own]
-  const description = `cgw measure: workload ${workloadId}; release ${hex(input.releaseHash)}; config ${hex(configHash)}`
+  const description = `cgw measure: workload ${workloadId}; release ${hex(input.releaseHash)}; config ${hex(configHash)}${input.initdata ? `; initdata ${expected.mrConfigId}` : ''}`
   const quotePolicy: PolicyDocument & { description: string } = {
     version: 1,
     description,
@@ -345,11 +357,15 @@ export function computeMeasurement(input: MeasureInput): Measurement {
       release: { ...input.releaseProvenance, releaseHash: hex(input.releaseHash) },
       config: { ...input.configProvenance, configHash: hex(configHash), secretsRemoved: GATEWAY_CONFIG_SECRET_PATHS.map((p) => p.join('.')) },
       ...(compose ? { compose: compose.provenance } : {}),
+      ...(input.initdata
+        ? { initdata: { ...input.initdata.provenance, ...(hex(ref.mrConfigId) !== expected.mrConfigId ? { referenceMrConfigId: hex(ref.mrConfigId) } : {}) } }
+        : {}),
       reference: ref.provenance,
       registers: {
         firmware: ['mrTd', 'rtmr0'],
         kernel: ['rtmr1', 'rtmr2'],
-        host: ['mrConfigId', 'mrOwner', 'mrOwnerConfig'],
+        host: input.initdata ? ['mrOwner', 'mrOwnerConfig'] : ['mrConfigId', 'mrOwner', 'mrOwnerConfig'],
+        ...(input.initdata ? { initdata: ['mrConfigId'] } : {}),
         application: { rtmr3: [...prior.map((e) => e.event), ...own.map((e) => e.event)] },
       },
     },
