@@ -11,7 +11,8 @@
  *
  *   - streamed: a chunked OHTTP response whose first chunk is the Binary HTTP
  *     head and where every engine SSE event becomes one content chunk, sealed
- *     and handed to the gateway at once; the final chunk carries the trailer
+ *     and handed to the gateway at once (the terminal `data: [DONE]` together
+ *     with the final chunk, see answer()); the final chunk carries the trailer
  *     `cgw-receipt` (the signed EIP-712 receipt, base64 JSON). An engine that
  *     fails mid-stream (stall, drop, garbage) yields one `event: error` SSE
  *     event and a final chunk with the trailer `cgw-error` instead of a
@@ -573,10 +574,25 @@ export async function createEnclave(o: CreateEnclaveOptions): Promise<Enclave> {
      * The whole stream is driven by the engine's socket reads: each event is
      * hashed, sealed and handed to the sink synchronously (no promise per
      * event); only the receipt at the end is asynchronous.
+     *
+     * One exception: the terminal event (`data: [DONE]`, which the engine
+     * marks `last`) is sealed at once but handed over together with the
+     * final chunk that carries the receipt. It says nothing a client can use
+     * before the receipt (the response is complete only with the final
+     * chunk), and sent alone it cost a socket write on the gateway and a
+     * wake-up and read on the client per request, in the latency of every
+     * response's end.
      */
     return responseOf(sealer.contentType, outcome, (sink) => {
       let ended = false
       let engineDone = false
+      /** The sealed terminal event, waiting for the final chunk. */
+      let held: Uint8Array | null = null
+      const release = () => {
+        const h = held
+        held = null
+        if (h !== null) sink.chunk(h)
+      }
       const finish = (code: string, error?: unknown) => {
         if (ended) return
         ended = true
@@ -589,6 +605,7 @@ export async function createEnclave(o: CreateEnclaveOptions): Promise<Enclave> {
         // The client is gone (or the consumer stopped): nothing to tell it, the response is cut.
         if (inner.code === 'ENGINE_CANCELLED') return finish(inner.code, e)
         try {
+          release()
           sink.chunk(sealer.seal(contentChunk(`event: error\ndata: ${JSON.stringify({ error: { type: inner.type, code: inner.code } })}\n\n`)))
           sink.chunk(sealer.seal(endResponse({ [ERROR_TRAILER]: inner.code }), true))
         } catch (x) {
@@ -597,11 +614,16 @@ export async function createEnclave(o: CreateEnclaveOptions): Promise<Enclave> {
         finish(inner.code)
       }
       const events: EngineEventSink = {
-        event(bytes) {
+        event(bytes, last) {
           if (ended) return false
           if (bytes.length === 0) return true
           hasher.update(bytes)
-          return sink.chunk(sealer.seal(contentChunk(bytes)))
+          const sealed = sealer.seal(contentChunk(bytes))
+          if (last === true) {
+            held = sealed
+            return true
+          }
+          return sink.chunk(sealed)
         },
         end(error) {
           engineDone = true
@@ -610,6 +632,7 @@ export async function createEnclave(o: CreateEnclaveOptions): Promise<Enclave> {
             (receipt) => {
               if (ended) return
               try {
+                release()
                 sink.chunk(sealer.seal(endResponse({ [RECEIPT_TRAILER]: b64json(receipt) }), true))
               } catch (x) {
                 return finish('ENCLAVE_INTERNAL', x)

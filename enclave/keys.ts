@@ -10,7 +10,8 @@
  * Signing hashes the typed data with viem's `hashTypedData` (EIP-712 §"Specification
  * of the eth_signTypedData JSON RPC": `keccak256("\x19\x01" ‖ domainSeparator ‖
  * hashStruct(message))`) and signs the digest with @noble/curves directly
- * from the key bytes. Going through viem's `privateKeyToAccount` would need
+ * from the key bytes (RFC 6979 nonces, low s; secp256k1.ts says how its hot
+ * path is tuned). Going through viem's `privateKeyToAccount` would need
  * the key as a hex *string*, an immutable copy that can never be wiped.
  *
  * `destroy()` overwrites the key bytes with zeros. That is best effort in
@@ -21,10 +22,10 @@
  */
 import { randomBytes } from 'node:crypto'
 import { inspect } from 'node:util'
-import { secp256k1 } from '@noble/curves/secp256k1.js'
 import { keccak_256 } from '@noble/hashes/sha3.js'
 import { getAddress, hashTypedData, type Address, type Hex, type TypedData, type TypedDataDefinition } from 'viem'
 import { EnclaveError } from './errors.ts'
+import { secp256k1, secp256k1Signer } from './secp256k1.ts'
 
 /** A secp256k1 signing key that can sign typed data and nothing else. */
 export interface SigningKey {
@@ -80,7 +81,7 @@ export function createSigningKey(): SigningKey {
     async signDigest(digest) {
       if (!(digest instanceof Uint8Array) || digest.length !== 32) throw new TypeError('a digest is 32 bytes')
       if (secret === null) throw new EnclaveError('ENCLAVE_CLOSED', 'the signing key of this epoch is destroyed', { details: { address } })
-      const recovered = secp256k1.sign(digest, secret, { prehash: false, format: 'recovered' })
+      const recovered = secp256k1Signer.sign(digest, secret, { prehash: false, format: 'recovered' })
       // noble: recovery ‖ r ‖ s; Ethereum: r ‖ s ‖ (27 + recovery).
       const out = new Uint8Array(65)
       out.set(recovered.subarray(1), 0)

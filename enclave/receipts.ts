@@ -35,6 +35,7 @@ import {
 import { ConfigError } from '../attestation/errors.ts'
 import type { SigningKey } from './keys.ts'
 import { encodeEntry } from '../attestation/log/entry.ts'
+import { createKeccak256 } from './keccak.ts'
 
 /** EIP-712 domain name (EIP-712 §"Definition of domainSeparator": `string name`). */
 export const RECEIPT_DOMAIN_NAME = 'ConfidentialGateway'
@@ -207,16 +208,21 @@ function domainSeparator(d: ReceiptDomain): Uint8Array {
   return sep
 }
 
+/** keccak256 of one buffer on keccak.ts's permutation: every receipt is hashed on both sides, per request. */
+function keccakOf(data: Uint8Array): Uint8Array {
+  return createKeccak256().update(data).digest()
+}
+
 function fieldWords(f: ReceiptFields): Uint8Array[] {
-  return [word(f.requestHash), word(f.responseHash), keccak_256(new TextEncoder().encode(f.model)), word(f.epoch), word(f.time)]
+  return [word(f.requestHash), word(f.responseHash), keccakOf(new TextEncoder().encode(f.model)), word(f.epoch), word(f.time)]
 }
 
 /** The EIP-712 digest `keccak256(0x1901 ‖ domainSeparator ‖ hashStruct(receipt))` that the key signs. */
 export function receiptDigest(fields: ReceiptFields, domain: ReceiptDomain = NO_CHAIN_RECEIPT_DOMAIN): Uint8Array {
   checkDomain(domain)
   const f = checkFields(fields)
-  const structHash = keccak_256(Buffer.concat([RECEIPT_TYPEHASH_BYTES, ...fieldWords(f), word(f.logIndex)]))
-  return keccak_256(Buffer.concat([Buffer.from([0x19, 0x01]), domainSeparator(domain), structHash]))
+  const structHash = keccakOf(Buffer.concat([RECEIPT_TYPEHASH_BYTES, ...fieldWords(f), word(f.logIndex)]))
+  return keccakOf(Buffer.concat([Buffer.from([0x19, 0x01]), domainSeparator(domain), structHash]))
 }
 
 /** `receiptDigest` as hex. */
@@ -227,7 +233,7 @@ export function hashReceipt(fields: ReceiptFields, domain: ReceiptDomain = NO_CH
 /** The receipt log's entry for a receipt-to-be: `hashStruct(ReceiptEntry)`, everything but the index the log assigns. */
 export function receiptLogEntry(fields: Omit<ReceiptFields, 'logIndex'>): Hex {
   const f = checkFields({ ...fields, logIndex: 0n })
-  return `0x${Buffer.from(keccak_256(Buffer.concat([RECEIPT_ENTRY_TYPEHASH, ...fieldWords(f)]))).toString('hex')}`
+  return `0x${Buffer.from(keccakOf(Buffer.concat([RECEIPT_ENTRY_TYPEHASH, ...fieldWords(f)]))).toString('hex')}`
 }
 
 /** Sign a receipt with an epoch's key; resolves to the 65-byte `r ‖ s ‖ v` signature. */
@@ -274,7 +280,8 @@ export interface BodyHasher {
 }
 
 export function createBodyHasher(): BodyHasher {
-  const h = keccak_256.create()
+  // keccak.ts's unrolled permutation: clients update this once per streamed event.
+  const h = createKeccak256()
   let done = false
   const hasher: BodyHasher = {
     update(chunk) {

@@ -98,8 +98,13 @@ export interface Engine {
 
 /** Receives a streamed engine answer event by event (`Engine.request(...).push`). */
 export interface EngineEventSink {
-  /** One SSE event, exactly as `body` would yield it. Return false to pause: no event comes until `resume()`. */
-  event(bytes: Uint8Array): boolean
+  /**
+   * One SSE event, exactly as `body` would yield it. Return false to pause:
+   * no event comes until `resume()`. `last` marks the stream's terminal event
+   * (`data: [DONE]`), which `end()` follows at once; an engine that cannot
+   * tell leaves it out.
+   */
+  event(bytes: Uint8Array, last?: boolean): boolean
   /**
    * Called once when the stream is over: without an argument after the last
    * event (`data: [DONE]`), with an `EngineError` when it failed or was

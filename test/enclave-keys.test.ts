@@ -3,6 +3,7 @@
  * the key bytes are reachable by no property, serialisation or inspection.
  * After destroy() the key signs nothing.
  */
+import { randomBytes } from 'node:crypto'
 import { inspect } from 'node:util'
 import t from 'tap'
 import { hashTypedData, isAddress, recoverAddress, verifyTypedData, zeroAddress, type Hex } from 'viem'
@@ -72,4 +73,16 @@ t.test('a malformed definition is rejected without signing', async (t) => {
   await t.rejects(key.signTypedData(bad))
   const sig: Hex = await key.signTypedData(typedData)
   t.ok(await verifyTypedData({ ...typedData, address: key.address, signature: sig }), 'and the key still works')
+})
+
+t.test('the tuned signer (node:crypto HMAC for RFC 6979, wider base table) signs exactly as @noble/curves does', async (t) => {
+  const { secp256k1, secp256k1Signer } = await import('../enclave/secp256k1.ts')
+  const { secp256k1: noble } = await import('@noble/curves/secp256k1.js')
+  for (let i = 0; i < 16; i++) {
+    const secret = noble.utils.randomSecretKey()
+    const digest = randomBytes(32)
+    const ours = secp256k1Signer.sign(digest, secret, { prehash: false, format: 'recovered' })
+    t.same(Buffer.from(ours), Buffer.from(noble.sign(digest, secret, { prehash: false, format: 'recovered' })), `signature ${i}`)
+    t.ok(secp256k1.verify(ours.subarray(1), digest, noble.getPublicKey(secret), { prehash: false }), `verifies ${i}`)
+  }
 })

@@ -72,6 +72,40 @@ t.test('a streamed completion: one chunk per event, and a receipt that verifies'
   t.notOk(await verifyReceipt({ ...fields, model: 'other' }, signature, enclave.status().signingAddress, domain))
 })
 
+t.test('pushed stream: the terminal [DONE] is handed over together with the final chunk (one write)', async (t) => {
+  const { enclave } = await setup(t)
+  const req = await encapsulate(enclave.keyConfigs(), '/v1/chat/completions', chat({ stream: true }))
+  const response = await enclave.handle(req.body, req.contentType, { signal: new AbortController().signal })
+  // Each hand-over is tagged with how many microtasks (queued at each hand-over) had run by
+  // then: chunks handed over back to back, with nothing asynchronous between them, leave the
+  // gateway in one write (node's http response flushes corked writes on the next tick).
+  let ran = 0
+  const handed: { bytes: Uint8Array; ran: number }[] = []
+  const ended = new Promise<unknown>((resolve) => {
+    response.pipe!({
+      chunk(bytes) {
+        handed.push({ bytes, ran })
+        queueMicrotask(() => ran++)
+        return true
+      },
+      end: resolve,
+    })
+  })
+  t.equal(await ended, undefined, 'a clean end')
+  const plaintexts: Uint8Array[] = []
+  const opener = req.chunkedResponseOpener()
+  for (const h of handed) plaintexts.push(...(await opener.push(h.bytes)))
+  plaintexts.push(...opener.end())
+  const { BhttpResponseDecoder } = await import('../enclave/ohttp/index.ts')
+  const decoder = new BhttpResponseDecoder()
+  const events = [...plaintexts.flatMap((p) => decoder.push(p)), ...decoder.end()]
+  const contents = events.filter((e) => e.type === 'content').map((e) => text((e as { data: Uint8Array }).data))
+  t.match(contents.at(-1), /^data: \[DONE\]/, 'the last content event is [DONE]')
+  t.ok(events.some((e) => e.type === 'trailers' && e.trailers.some(([k]) => k === 'cgw-receipt')), 'then the receipt trailer')
+  t.equal(handed.at(-1)!.ran, handed.at(-2)!.ran, '[DONE] and the final chunk are handed over back to back (one write)')
+  t.ok(handed.length >= contents.length + 1, 'one chunk per event, plus head and final')
+})
+
 t.test('a plain completion, embeddings, models', async (t) => {
   const { enclave, transport } = await setup(t)
   const res = await ohttpRequest(enclave.keyConfigs(), transport, '/v1/chat/completions', chat())

@@ -536,7 +536,7 @@ class Exchange implements Dispatcher.DispatchHandler {
         if (event.done) {
           this.#drain()
           this.#sinkEnded = true
-          sink.event(event.bytes)
+          sink.event(event.bytes, true)
           sink.end()
           return
         }

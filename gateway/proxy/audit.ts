@@ -111,10 +111,12 @@ export async function openAuditLog(file: string, options: AuditLogOptions = {}):
       const batch = queue
       queue = []
       try {
-        // A removed file still takes writes through the open handle: check before trusting them.
-        const { nlink } = await handle.stat()
+        // A removed file still takes writes through the open handle: the lines count only if it
+        // is still linked. The check and the write run side by side (each is a round trip to the
+        // thread pool, on every proxied response's path); a line written to a removed file is
+        // lost either way, and the batch fails just as if it had not been written.
+        const [{ nlink }] = await Promise.all([handle.stat(), handle.writeFile(batch.map((p) => p.line).join(''))])
         if (Number(nlink) === 0) fail(AUDIT_FILE_REMOVED)
-        else await handle.writeFile(batch.map((p) => p.line).join(''))
       } catch (e) {
         fail(reasonOf(e))
       }

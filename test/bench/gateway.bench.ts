@@ -18,7 +18,12 @@
  * Targets (issue 4): added p50 latency <= 1 ms at 1 stream; ratio >= 0.9 at
  * 64 streams. The last line is one JSON object; no assertion on time.
  *
- * Fairness. Both paths share one keep-alive client pool and are warmed at
+ * A third path, the same requests through a bare HTTP pass-through process
+ * (serve.ts `forwarder`: no crypto, no parsing), is the floor: what any extra
+ * process hop costs on this machine. `added_over_forwarder_*` is what the
+ * gateway's own work adds beyond that hop.
+ *
+ * Fairness. All paths share one keep-alive client pool and are warmed at
  * the largest concurrency first (every connection, the gateway's engine pool
  * included, exists before timing), run at the same concurrency, and
  * alternate (direct, gateway, direct, gateway) so drift hits both. What is
@@ -206,8 +211,8 @@ async function run(concurrency: number, total: number, one: (i: number) => Promi
   )
   const wall = performance.now() - t0
   const tokens = samples.reduce((a, s) => a + s.tokens, 0)
-  const [client, engine, gateway] = [process.pid, ...pids].map((pid, k) => (cpuOf(pid) - cpu0[k]!) / total)
-  const cpuMsPerRequest = { client: client!, engine: engine!, gateway: gateway! }
+  const [client, engine, gateway, forwarder] = [process.pid, ...pids].map((pid, k) => (cpuOf(pid) - cpu0[k]!) / total)
+  const cpuMsPerRequest = { client: client!, engine: engine!, gateway: gateway!, forwarder: forwarder! }
   const q = (f: (s: Sample) => number, p: number) => quantile(samples.map(f), p)
   return {
     ttftP50: q((s) => s.ttft, 0.5),
@@ -222,7 +227,8 @@ async function run(concurrency: number, total: number, one: (i: number) => Promi
 async function main() {
   const engine = await child('engine', String(TOKENS), String(DELAY_MS))
   const gateway = await child('gateway', engine.url)
-  pids = [engine.proc.pid!, gateway.proc.pid!]
+  const forwarder = await child('forwarder', engine.url)
+  pids = [engine.proc.pid!, gateway.proc.pid!, forwarder.proc.pid!]
   try {
     const keyConfigs = new Uint8Array(await (await request(`${gateway.url}/.well-known/ohttp-gateway`, { dispatcher })).body.arrayBuffer())
     const gatewayRun = async (c: number, total: number) => {
@@ -233,20 +239,29 @@ async function main() {
     const encapsulateCpuMs: number[] = []
     // Warm-up both paths at the largest concurrency (JIT, every connection, key caches).
     await run(64, 128, (i) => direct(engine.url, i))
+    await run(64, 128, (i) => direct(forwarder.url, i))
     await gatewayRun(64, 128)
     const decryptCpuMs = await decryptCost(keyConfigs, gateway.url)
     console.log(`gateway bench: node ${process.version}, ${TOKENS} tokens/request, ${DELAY_MS} ms/token, ${REQUESTS} requests per run`)
     const results: Record<string, unknown> = {}
     for (const c of STREAMS) {
       const total = c === 1 ? Math.min(REQUESTS, 128) : Math.max(REQUESTS, c * 4)
-      // Interleave: direct, gateway, direct, gateway — drift hits both.
+      // Interleave: direct, forwarder, gateway, twice — drift hits all three.
       const d1 = await run(c, total / 2, (i) => direct(engine.url, i))
+      const f1 = await run(c, total / 2, (i) => direct(forwarder.url, i))
       const g1 = await gatewayRun(c, total / 2)
       const d2 = await run(c, total / 2, (i) => direct(engine.url, i))
+      const f2 = await run(c, total / 2, (i) => direct(forwarder.url, i))
       const g2 = await gatewayRun(c, total / 2)
       const avg = (a: number, b: number) => (a + b) / 2
-      const d = { ttftP50: avg(d1.ttftP50, d2.ttftP50), ttftP99: avg(d1.ttftP99, d2.ttftP99), latencyP50: avg(d1.latencyP50, d2.latencyP50), latencyP99: avg(d1.latencyP99, d2.latencyP99), tps: avg(d1.tokensPerSecond, d2.tokensPerSecond) }
-      const g = { ttftP50: avg(g1.ttftP50, g2.ttftP50), ttftP99: avg(g1.ttftP99, g2.ttftP99), latencyP50: avg(g1.latencyP50, g2.latencyP50), latencyP99: avg(g1.latencyP99, g2.latencyP99), tps: avg(g1.tokensPerSecond, g2.tokensPerSecond) }
+      const mean = (x: typeof d1, y: typeof d1) => ({
+        ttftP50: avg(x.ttftP50, y.ttftP50),
+        ttftP99: avg(x.ttftP99, y.ttftP99),
+        latencyP50: avg(x.latencyP50, y.latencyP50),
+        latencyP99: avg(x.latencyP99, y.latencyP99),
+        tps: avg(x.tokensPerSecond, y.tokensPerSecond),
+      })
+      const [d, f, g] = [mean(d1, d2), mean(f1, f2), mean(g1, g2)]
       const r = {
         direct_ttft_p50_ms: round(d.ttftP50, 3),
         gateway_ttft_p50_ms: round(g.ttftP50, 3),
@@ -259,16 +274,22 @@ async function main() {
         direct_tokens_per_s: round(d.tps, 1),
         gateway_tokens_per_s: round(g.tps, 1),
         throughput_ratio: round(g.tps / d.tps, 3),
+        forwarder_added_latency_p50_ms: round(f.latencyP50 - d.latencyP50, 3),
+        forwarder_throughput_ratio: round(f.tps / d.tps, 3),
+        added_over_forwarder_latency_p50_ms: round(g.latencyP50 - f.latencyP50, 3),
+        throughput_ratio_over_forwarder: round(g.tps / f.tps, 3),
       }
       const cpu = (x: typeof d1, y: typeof d1) => ({
         client: round(avg(x.cpuMsPerRequest.client, y.cpuMsPerRequest.client), 3),
         engine: round(avg(x.cpuMsPerRequest.engine, y.cpuMsPerRequest.engine), 3),
         gateway: round(avg(x.cpuMsPerRequest.gateway, y.cpuMsPerRequest.gateway), 3),
+        forwarder: round(avg(x.cpuMsPerRequest.forwarder, y.cpuMsPerRequest.forwarder), 3),
       })
-      Object.assign(r, { cpu_ms_per_request_direct: cpu(d1, d2), cpu_ms_per_request_gateway: cpu(g1, g2) })
+      Object.assign(r, { cpu_ms_per_request_direct: cpu(d1, d2), cpu_ms_per_request_forwarder: cpu(f1, f2), cpu_ms_per_request_gateway: cpu(g1, g2) })
       results[`streams_${c}`] = r
-      console.log(`  ${c} stream(s): CPU ms/request direct ${JSON.stringify(cpu(d1, d2))}, via gateway ${JSON.stringify(cpu(g1, g2))}`)
+      console.log(`  ${c} stream(s): CPU ms/request direct ${JSON.stringify(cpu(d1, d2))}, via forwarder ${JSON.stringify(cpu(f1, f2))}, via gateway ${JSON.stringify(cpu(g1, g2))}`)
       console.log(`  ${c} stream(s): TTFT p50 ${r.direct_ttft_p50_ms} → ${r.gateway_ttft_p50_ms} ms (+${r.added_ttft_p50_ms}), latency p50 ${r.direct_latency_p50_ms} → ${r.gateway_latency_p50_ms} ms (+${r.added_latency_p50_ms}, p99 +${r.added_latency_p99_ms}), tokens/s ${r.direct_tokens_per_s} → ${r.gateway_tokens_per_s} (ratio ${r.throughput_ratio})`)
+      console.log(`  ${c} stream(s): bare forwarder adds p50 ${r.forwarder_added_latency_p50_ms} ms (ratio ${r.forwarder_throughput_ratio}); the gateway adds ${r.added_over_forwarder_latency_p50_ms} ms over it (ratio ${r.throughput_ratio_over_forwarder})`)
     }
     const s1 = results.streams_1 as { added_latency_p50_ms: number } | undefined
     const s64 = results.streams_64 as { throughput_ratio: number } | undefined
@@ -284,6 +305,7 @@ async function main() {
     // SIGINT lets a profiled child write its profile before exiting.
     engine.proc.kill('SIGINT')
     gateway.proc.kill('SIGINT')
+    forwarder.proc.kill('SIGINT')
     await dispatcher.close()
   }
 }
