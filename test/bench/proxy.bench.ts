@@ -13,7 +13,9 @@
  * streamed and non-streamed chat, and the added p50 (warm verification
  * cache); for context, the SDK in this process straight to the gateway (no
  * proxy hop, no openai client) and the tests' bare OHTTP client to the
- * gateway (no verification, no receipt check); the first request to a provider including its full verification
+ * gateway (no verification, no receipt check); the floor: the openai client
+ * through two bare pass-through processes in a row (serve.ts `forwarder`,
+ * the same two extra hops as proxy → gateway, with no crypto); the first request to a provider including its full verification
  * (fresh client, JIT warm, collateral cached) — p50 and max over fresh
  * clients — and, for information, the first request a freshly started proxy
  * process serves (cold JIT). Targets (issue 6): added p50 <= 2 ms; first
@@ -142,6 +144,10 @@ async function parent(): Promise<void> {
     )
     const proxy = await child(SELF, '--child', 'proxy', join(dir, 'proxy.json'))
     procs.push(proxy.proc)
+    const inner = await child(SERVE, 'forwarder', engine.url)
+    procs.push(inner.proc)
+    const outer = await child(SERVE, 'forwarder', inner.url)
+    procs.push(outer.proc)
 
     const { createClient } = await import('../../gateway/client/client.ts')
     const { loadClientPolicy, loadPolicyRoots } = await import('../../gateway/client/policy.ts')
@@ -167,6 +173,7 @@ async function parent(): Promise<void> {
       }, '/v1/chat/completions', { model: 'test-model', messages: [{ role: 'user', content: 'benchmark request 0' }], ...(stream ? { stream: true } : {}) })
     const direct = new OpenAI({ baseURL: `${engine.url}/v1`, apiKey: 'bench', maxRetries: 0 })
     const proxied = new OpenAI({ baseURL: `${proxy.url}/v1`, apiKey: 'bench', maxRetries: 0 })
+    const forwarded = new OpenAI({ baseURL: `${outer.url}/v1`, apiKey: 'bench', maxRetries: 0 })
 
     // The proxy process's very first request: its verification, cold JIT.
     let t0 = performance.now()
@@ -180,14 +187,17 @@ async function parent(): Promise<void> {
       await viaBareOhttp(true)
       await chat(direct, true, i)
       await chat(proxied, true, i)
+      await chat(forwarded, true, i)
       await chat(direct, false, i)
       await chat(proxied, false, i)
+      await chat(forwarded, false, i)
     }
     const streamed = [
       { name: 'direct', run: () => chat(direct, true, 0), times: [] as number[] },
       { name: 'proxy', run: () => chat(proxied, true, 0), times: [] as number[] },
       { name: 'sdk-gateway', run: () => viaSdk(true), times: [] as number[] },
       { name: 'bare-ohttp-gateway', run: () => viaBareOhttp(true), times: [] as number[] },
+      { name: 'two-forwarders', run: () => chat(forwarded, true, 0), times: [] as number[] },
     ]
     await timeAlternating(streamed, requests)
     const plain = [
@@ -195,6 +205,7 @@ async function parent(): Promise<void> {
       { name: 'proxy', run: () => chat(proxied, false, 0), times: [] as number[] },
       { name: 'sdk-gateway', run: () => viaSdk(false), times: [] as number[] },
       { name: 'bare-ohttp-gateway', run: () => viaBareOhttp(false), times: [] as number[] },
+      { name: 'two-forwarders', run: () => chat(forwarded, false, 0), times: [] as number[] },
     ]
     await timeAlternating(plain, requests)
     await sdk.close()
@@ -220,8 +231,8 @@ async function parent(): Promise<void> {
       await client.close()
     }
 
-    const s = { direct: stats(streamed[0]!.times), proxy: stats(streamed[1]!.times), sdk: stats(streamed[2]!.times), bare: stats(streamed[3]!.times) }
-    const p = { direct: stats(plain[0]!.times), proxy: stats(plain[1]!.times), sdk: stats(plain[2]!.times), bare: stats(plain[3]!.times) }
+    const s = { direct: stats(streamed[0]!.times), proxy: stats(streamed[1]!.times), sdk: stats(streamed[2]!.times), bare: stats(streamed[3]!.times), floor: stats(streamed[4]!.times) }
+    const p = { direct: stats(plain[0]!.times), proxy: stats(plain[1]!.times), sdk: stats(plain[2]!.times), bare: stats(plain[3]!.times), floor: stats(plain[4]!.times) }
     const addedStream = s.proxy.p50 - s.direct.p50
     const addedPlain = p.proxy.p50 - p.direct.p50
     const first = stats(firsts)
@@ -229,16 +240,16 @@ async function parent(): Promise<void> {
       bench: 'proxy',
       tokens,
       requests,
-      streamed: { directMs: s.direct, proxyMs: s.proxy, sdkToGatewayMs: s.sdk, bareOhttpToGatewayMs: s.bare, addedP50Ms: round(addedStream, 3), ratioP50: round(s.proxy.p50 / s.direct.p50, 3) },
-      nonStreamed: { directMs: p.direct, proxyMs: p.proxy, sdkToGatewayMs: p.sdk, bareOhttpToGatewayMs: p.bare, addedP50Ms: round(addedPlain, 3), ratioP50: round(p.proxy.p50 / p.direct.p50, 3) },
+      streamed: { directMs: s.direct, proxyMs: s.proxy, sdkToGatewayMs: s.sdk, bareOhttpToGatewayMs: s.bare, twoForwardersMs: s.floor, addedP50Ms: round(addedStream, 3), floorAddedP50Ms: round(s.floor.p50 - s.direct.p50, 3), ratioP50: round(s.proxy.p50 / s.direct.p50, 3) },
+      nonStreamed: { directMs: p.direct, proxyMs: p.proxy, sdkToGatewayMs: p.sdk, bareOhttpToGatewayMs: p.bare, twoForwardersMs: p.floor, addedP50Ms: round(addedPlain, 3), floorAddedP50Ms: round(p.floor.p50 - p.direct.p50, 3), ratioP50: round(p.proxy.p50 / p.direct.p50, 3) },
       firstRequestWithVerificationMs: { p50: first.p50, max: round(Math.max(...firsts), 3), verifyP50: round(quantile(verifications, 0.5), 3), n: first.n },
       firstRequestColdProxyProcessMs: round(firstColdProcessMs, 3),
       targets: TARGETS,
       meetsAddedP50: addedStream <= TARGETS.addedP50Ms && addedPlain <= TARGETS.addedP50Ms,
       meetsFirstRequest: first.p50 < TARGETS.firstRequestMs,
     }
-    process.stdout.write(`streamed chat (${tokens} tokens):  direct p50 ${s.direct.p50} ms, proxy p50 ${s.proxy.p50} ms, added ${round(addedStream, 3)} ms (SDK → gateway: ${s.sdk.p50} ms; bare OHTTP → gateway: ${s.bare.p50} ms)\n`)
-    process.stdout.write(`non-streamed chat:           direct p50 ${p.direct.p50} ms, proxy p50 ${p.proxy.p50} ms, added ${round(addedPlain, 3)} ms (SDK → gateway: ${p.sdk.p50} ms; bare OHTTP → gateway: ${p.bare.p50} ms)\n`)
+    process.stdout.write(`streamed chat (${tokens} tokens):  direct p50 ${s.direct.p50} ms, proxy p50 ${s.proxy.p50} ms, added ${round(addedStream, 3)} ms (SDK → gateway: ${s.sdk.p50} ms; bare OHTTP → gateway: ${s.bare.p50} ms; floor, two bare forwarders: +${result.streamed.floorAddedP50Ms} ms)\n`)
+    process.stdout.write(`non-streamed chat:           direct p50 ${p.direct.p50} ms, proxy p50 ${p.proxy.p50} ms, added ${round(addedPlain, 3)} ms (SDK → gateway: ${p.sdk.p50} ms; bare OHTTP → gateway: ${p.bare.p50} ms; floor, two bare forwarders: +${result.nonStreamed.floorAddedP50Ms} ms)\n`)
     process.stdout.write(`first request incl. verification (fresh client, cached collateral): p50 ${first.p50} ms, max ${result.firstRequestWithVerificationMs.max} ms\n`)
     process.stdout.write(`first request of a cold proxy process: ${result.firstRequestColdProxyProcessMs} ms\n`)
     process.stdout.write(`${JSON.stringify(result)}\n`)
