@@ -619,6 +619,44 @@ t.test('push: failures end the sink with their codes; cancel() and abort stop th
     await server.until((s) => s.aborted === 1)
     t.same(ends.map((e) => (e as EngineError).code), ['ENGINE_BAD_RESPONSE'])
   }
+  {
+    // A paused sink whose client goes away is ended at once, without a resume().
+    const { server, engine } = await setup(t, { stallAfter: 3 })
+    const ac = new AbortController()
+    const p = pushed(await engine.request('/v1/chat/completions', chat(true), { signal: ac.signal }), (n) => {
+      if (n === 1) queueMicrotask(() => ac.abort())
+      return false
+    })
+    t.equal((await p.ended)?.code, 'ENGINE_CANCELLED', 'abort while paused')
+    await server.until((s) => s.aborted === 1)
+  }
+  {
+    const { engine } = await setup(t, { stallAfter: 3 })
+    const p = pushed(await engine.request('/v1/chat/completions', chat(true), { signal: new AbortController().signal }), (n) => {
+      if (n === 1) queueMicrotask(() => p.control.cancel())
+      return false
+    })
+    t.equal((await p.ended)?.code, 'ENGINE_CANCELLED', 'cancel() while paused')
+  }
+  {
+    // A sink that throws on the terminal event still gets end(), once.
+    const { engine } = await setup(t)
+    const res = await engine.request('/v1/chat/completions', chat(true), { signal: new AbortController().signal })
+    const ends: unknown[] = []
+    await new Promise<void>((resolve) => {
+      res.push!({
+        event(_bytes, last) {
+          if (last === true) throw new Error('sink bug')
+          return true
+        },
+        end: (e) => {
+          ends.push(e)
+          resolve()
+        },
+      })
+    })
+    t.same(ends.map((e) => (e as EngineError).code), ['ENGINE_BAD_RESPONSE'])
+  }
 })
 
 t.test('the caller may say whether the body asks for a stream (parsed once, by the enclave)', async (t) => {

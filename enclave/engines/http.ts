@@ -510,8 +510,10 @@ class Exchange implements Dispatcher.DispatchHandler {
     const sink = this.#sink!
     const parser = this.#parser!
     try {
-      while (!this.#sinkPaused) {
+      for (;;) {
+        // A cancel ends the stream even while the sink is paused (a slow client that went away).
         if (this.#failure !== null && this.#failure.code === 'ENGINE_CANCELLED') return this.#endPush(this.#failure)
+        if (this.#sinkPaused) return
         if (!this.#loaded) {
           const chunk = this.#take()
           if (chunk === null) {
@@ -535,8 +537,9 @@ class Exchange implements Dispatcher.DispatchHandler {
         }
         if (event.done) {
           this.#drain()
-          this.#sinkEnded = true
+          // Ended only once the last event is taken: a sink that throws on it still gets end(error).
           sink.event(event.bytes, true)
+          this.#sinkEnded = true
           sink.end()
           return
         }
