@@ -30,12 +30,9 @@
  */
 import { Pool, type Dispatcher } from 'undici'
 import type { Engine, EngineEventSink, PushControl } from '../types.ts'
+import { cancelled, checkEnginePath, closedError, isObject, once, parseJsonObject, TOKEN_RE, utf8 } from './common.ts'
 import { EngineError, type EngineErrorCode } from './errors.ts'
 import { SseParser } from './sse.ts'
-
-/** The OpenAI API paths `request()` forwards; anything else is refused before the engine sees it. */
-export const ENGINE_PATHS = ['/v1/chat/completions', '/v1/completions', '/v1/embeddings'] as const
-export type EnginePath = (typeof ENGINE_PATHS)[number]
 
 export interface HttpEngineOptions {
   /**
@@ -84,11 +81,7 @@ const DRAIN_MAX = 64 * 1024
 /** Queued stream bytes that pause the socket until the consumer catches up, and the level that resumes it. */
 const HIGH_WATER = 256 * 1024
 const LOW_WATER = 64 * 1024
-/** The tokens kept from an upstream error body must look like identifiers, not text. */
-const TOKEN_RE = /^[A-Za-z0-9_.:-]{1,64}$/
 const RETRY_AFTER_RE = /^(?:\d{1,10}|[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT)$/
-
-const utf8 = new TextDecoder('utf-8', { fatal: true })
 
 /**
  * Create the HTTP engine. Options are validated here, with a message saying
@@ -123,7 +116,7 @@ export function createHttpEngine(options: HttpEngineOptions): Engine {
     // Cancelled before it started (an aborted signal): nothing to send.
     if (exchange.settled) return
     if (closed !== null) {
-      exchange.fail(new EngineError('ENGINE_UNAVAILABLE', 'the engine is closed', { details: { reason: 'closed' } }))
+      exchange.fail(closedError())
       return
     }
     pool.dispatch(opts, exchange)
@@ -151,10 +144,9 @@ export function createHttpEngine(options: HttpEngineOptions): Engine {
     },
 
     async request(path, body, { signal, stream: asksStream }) {
-      if (!(ENGINE_PATHS as readonly string[]).includes(path)) {
-        throw new EngineError('ENGINE_BAD_REQUEST', `path is not one of ${ENGINE_PATHS.join(', ')}`, { details: { reason: 'path' } })
-      }
-      const stream = path !== '/v1/embeddings' && (asksStream ?? wantsStream(body))
+      checkEnginePath(path)
+      // The body is parsed once, only for `stream: true`; anything but a JSON object is the client's mistake.
+      const stream = path !== '/v1/embeddings' && (asksStream ?? parseJsonObject(body).stream === true)
       if (signal.aborted) throw cancelled('before the request was sent')
       const exchange = new Exchange(stream ? 'sse' : 'json', limits, signal, 'request')
       dispatch(exchange, { path: prefix + path, method: 'POST', headers: stream ? sseHeaders : jsonHeaders, body })
@@ -462,9 +454,7 @@ class Exchange implements Dispatcher.DispatchHandler {
         }
         if (this.#failure !== null) throw withStreamDetails(this.#failure, parser.events, parser.pendingBytes)
         if (this.#ended) {
-          throw new EngineError('ENGINE_STREAM_INTERRUPTED', 'the engine ended the stream before data: [DONE]', {
-            details: { reason: 'ended', events: parser.events, pendingBytes: parser.pendingBytes, bytes: this.#received },
-          })
+          throw this.#endedEarly(parser)
         }
         await new Promise<void>((resolve) => {
           this.#wake = resolve
@@ -519,11 +509,7 @@ class Exchange implements Dispatcher.DispatchHandler {
           if (chunk === null) {
             if (this.#failure !== null) return this.#endPush(withStreamDetails(this.#failure, parser.events, parser.pendingBytes))
             if (this.#ended) {
-              return this.#endPush(
-                new EngineError('ENGINE_STREAM_INTERRUPTED', 'the engine ended the stream before data: [DONE]', {
-                  details: { reason: 'ended', events: parser.events, pendingBytes: parser.pendingBytes, bytes: this.#received },
-                }),
-              )
+              return this.#endPush(this.#endedEarly(parser))
             }
             return // more bytes will come (onResponseData notifies)
           }
@@ -551,6 +537,13 @@ class Exchange implements Dispatcher.DispatchHandler {
     } finally {
       this.#pumping = false
     }
+  }
+
+  /** The upstream ended the response cleanly but without [DONE]: the same error for events() and push. */
+  #endedEarly(parser: SseParser): EngineError {
+    return new EngineError('ENGINE_STREAM_INTERRUPTED', 'the engine ended the stream before data: [DONE]', {
+      details: { reason: 'ended', events: parser.events, pendingBytes: parser.pendingBytes, bytes: this.#received },
+    })
   }
 
   #endPush(error: EngineError): void {
@@ -716,24 +709,6 @@ function badResponse(reason: string, details: Record<string, unknown>): EngineEr
   return new EngineError('ENGINE_BAD_RESPONSE', `the engine sent a bad response (${reason})`, { details: { reason, ...details } })
 }
 
-function cancelled(why: string): EngineError {
-  return new EngineError('ENGINE_CANCELLED', `request cancelled: ${why}`)
-}
-
-/** Parse the request body once, for `stream: true`; anything but a JSON object is the client's mistake. */
-function wantsStream(body: Uint8Array): boolean {
-  let parsed: unknown
-  try {
-    parsed = JSON.parse(utf8.decode(body))
-  } catch {
-    throw new EngineError('ENGINE_BAD_REQUEST', 'the request body is not UTF-8 JSON', { details: { reason: 'body', bytes: body.length } })
-  }
-  if (!isObject(parsed)) {
-    throw new EngineError('ENGINE_BAD_REQUEST', 'the request body is not a JSON object', { details: { reason: 'body', bytes: body.length } })
-  }
-  return parsed.stream === true
-}
-
 /**
  * A cheap check that a plain body is a JSON document: first non-blank byte `{`
  * or `[`, last `}` or `]`. It catches HTML error pages, text and truncation
@@ -755,10 +730,6 @@ function isWhitespace(b: number): boolean {
   return b === 0x20 || b === 0x09 || b === 0x0a || b === 0x0d
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v)
-}
-
 function headerValue(v: string | string[] | undefined): string {
   return Array.isArray(v) ? (v[0] ?? '') : (v ?? '')
 }
@@ -771,10 +742,6 @@ function mediaTypeOf(contentType: string): string {
 function checkRetryAfter(v: string): string | undefined {
   const s = v.trim()
   return RETRY_AFTER_RE.test(s) ? s : undefined
-}
-
-async function* once(bytes: Uint8Array): AsyncGenerator<Uint8Array, void, undefined> {
-  yield bytes
 }
 
 function checkBaseUrl(options: HttpEngineOptions): URL {

@@ -44,9 +44,11 @@ import type {
   LlamaEmbeddingContext,
   LlamaModel,
   LLamaContextualRepeatPenalty,
+  Token,
 } from 'node-llama-cpp'
 import { ConfigError } from '../../attestation/errors.ts'
 import type { Engine } from '../types.ts'
+import { cancelled, checkEnginePath, closedError, isObject, once, parseJsonObject, TOKEN_RE } from './common.ts'
 import { EngineError } from './errors.ts'
 
 export interface LlamaEngineLogger {
@@ -125,7 +127,7 @@ export interface LlamaEngine extends Engine {
   stats(): LlamaEngineStats
 }
 
-export const LLAMA_ENGINE_DEFAULTS = {
+const LLAMA_ENGINE_DEFAULTS = {
   maxConcurrency: 4,
   queuePerSequence: 4,
   contextSizeCap: 4096,
@@ -138,10 +140,6 @@ export const LLAMA_ENGINE_DEFAULTS = {
 const MAX_STOP = 4
 /** Bytes of a request body the engine parses at most (the gateway caps bodies too; this is the engine's own bound). */
 const MAX_BODY_BYTES = 8 * 1024 * 1024
-/** Same token rule as the HTTP engine: only identifier-like field names go into error details. */
-const TOKEN_RE = /^[A-Za-z0-9_.:-]{1,64}$/
-
-const utf8 = new TextDecoder('utf-8', { fatal: true })
 const encoder = new TextEncoder()
 
 /**
@@ -281,7 +279,7 @@ function buildEngine(o: Checked, info: LlamaEngineInfo, loaded: Loaded): LlamaEn
       throw e
     }
     gen.start(
-      () => ('history' in p ? runChat(seq, req, p, gen) : runCompletion(seq, req, p, gen)),
+      () => run(seq, req, p, gen),
       async () => {
         running.delete(gen)
         if (gen.aborted) counters.cancelled++
@@ -293,45 +291,36 @@ function buildEngine(o: Checked, info: LlamaEngineInfo, loaded: Loaded): LlamaEn
     return gen
   }
 
-  async function runChat(seq: LlamaContextSequence, req: GenerationRequest, { history, promptTokens, maxTokens }: ChatPlan, gen: Generation): Promise<RunResult> {
-    const chat = new nlc.LlamaChat({ contextSequence: seq, chatWrapper, autoDisposeSequence: false })
-    try {
-      let completionTokens = 0
-      const res = await chat.generateResponse(history, {
-        ...sampling(req),
-        maxTokens,
-        signal: gen.abortSignal,
-        onToken: (tokens) => {
-          completionTokens += tokens.length
-          counters.generatedTokens += tokens.length
-        },
-        onTextChunk: (text) => gen.text(text),
-      })
-      return { promptTokens, completionTokens, finishReason: finishReason(res.metadata.stopReason) }
-    } finally {
-      chat.dispose({ disposeSequence: false })
+  /** Generate on `seq`: a chat through the model's chat wrapper, or a raw prompt completion. */
+  async function run(seq: LlamaContextSequence, req: GenerationRequest, p: Plan, gen: Generation): Promise<RunResult> {
+    let completionTokens = 0
+    const options = {
+      ...sampling(req),
+      maxTokens: p.maxTokens,
+      signal: gen.abortSignal,
+      onToken: (tokens: readonly Token[]) => {
+        completionTokens += tokens.length
+        counters.generatedTokens += tokens.length
+      },
+      onTextChunk: (text: string) => gen.text(text),
     }
-  }
-
-  async function runCompletion(seq: LlamaContextSequence, req: GenerationRequest, { prompt, promptTokens, maxTokens }: CompletionPlan, gen: Generation): Promise<RunResult> {
-    const completion = new nlc.LlamaCompletion({ contextSequence: seq, autoDisposeSequence: false })
-    try {
-      let completionTokens = 0
-      const res = await completion.generateCompletionWithMeta(prompt, {
-        ...sampling(req),
-        maxTokens,
-        disableContextShift: true,
-        signal: gen.abortSignal,
-        onToken: (tokens) => {
-          completionTokens += tokens.length
-          counters.generatedTokens += tokens.length
-        },
-        onTextChunk: (text) => gen.text(text),
-      })
-      return { promptTokens, completionTokens, finishReason: finishReason(res.metadata.stopReason) }
-    } finally {
-      completion.dispose({ disposeSequence: false })
+    let stopReason: string
+    if ('history' in p) {
+      const chat = new nlc.LlamaChat({ contextSequence: seq, chatWrapper, autoDisposeSequence: false })
+      try {
+        stopReason = (await chat.generateResponse(p.history, options)).metadata.stopReason
+      } finally {
+        chat.dispose({ disposeSequence: false })
+      }
+    } else {
+      const completion = new nlc.LlamaCompletion({ contextSequence: seq, autoDisposeSequence: false })
+      try {
+        stopReason = (await completion.generateCompletionWithMeta(p.prompt, { ...options, disableContextShift: true })).metadata.stopReason
+      } finally {
+        completion.dispose({ disposeSequence: false })
+      }
     }
+    return { promptTokens: p.promptTokens, completionTokens, finishReason: finishReason(stopReason) }
   }
 
   /** Tokens left for the completion; a prompt that leaves none is the client's problem (400), as with OpenAI. */
@@ -388,9 +377,7 @@ function buildEngine(o: Checked, info: LlamaEngineInfo, loaded: Loaded): LlamaEn
 
     async request(path, body, { signal }) {
       if (closing !== null) throw closedError()
-      if (path !== '/v1/chat/completions' && path !== '/v1/completions' && path !== '/v1/embeddings') {
-        throw new EngineError('ENGINE_BAD_REQUEST', 'path is not one of /v1/chat/completions, /v1/completions, /v1/embeddings', { details: { reason: 'path' } })
-      }
+      checkEnginePath(path)
       const json = parseBody(body)
       if (signal.aborted) throw cancelled('before the request was served')
       if (path === '/v1/embeddings') {
@@ -426,7 +413,7 @@ function buildEngine(o: Checked, info: LlamaEngineInfo, loaded: Loaded): LlamaEn
 }
 
 /** The keys of the config file's `enclave.engine` section when `"kind": "llama"`. */
-export const LLAMA_ENGINE_CONFIG_KEYS = ['kind', 'modelPath', 'modelId', 'gpu', 'gpuLayers', 'contextSize', 'maxConcurrency', 'maxQueue', 'threads', 'embeddings', 'maxTokens'] as const
+const LLAMA_ENGINE_CONFIG_KEYS = ['kind', 'modelPath', 'modelId', 'gpu', 'gpuLayers', 'contextSize', 'maxConcurrency', 'maxQueue', 'threads', 'embeddings', 'maxTokens'] as const
 
 /**
  * Options from the config file's engine section (`{ "kind": "llama",
@@ -548,8 +535,12 @@ class Generation {
   #resolveSettled!: () => void
   readonly #controller = new AbortController()
   readonly #signal: AbortSignal
+  /**
+   * Text not yet taken: a streaming reader drains it as it comes, a plain
+   * request takes it all in collect(). A request uses one or the other
+   * (request() branches on `stream`), so nothing is kept twice.
+   */
   #chunks: string[] = []
-  #text: string[] = []
   #result: RunResult | null = null
   /** Generation over and the sequence given back. */
   #ended = false
@@ -594,7 +585,6 @@ class Generation {
   text(chunk: string): void {
     if (chunk === '' || this.#failure !== null) return
     this.#chunks.push(chunk)
-    this.#text.push(chunk)
     this.#notify()
   }
 
@@ -619,7 +609,7 @@ class Generation {
   async collect(): Promise<RunResult & { text: string }> {
     await this.settled
     if (this.#failure !== null || this.#result === null) throw this.#failure ?? cancelled('no result')
-    return { ...this.#result, text: this.#text.join('') }
+    return { ...this.#result, text: this.#chunks.join('') }
   }
 
   /** Text chunks as they come, then the result. A cancel is thrown at once, dropping queued text. */
@@ -877,14 +867,7 @@ function nodeLlamaCpp(): Promise<NodeLlamaCpp> {
 
 function parseBody(body: Uint8Array): Record<string, unknown> {
   if (body.length > MAX_BODY_BYTES) throw badRequest('body_too_large', 'the request body is too large')
-  let parsed: unknown
-  try {
-    parsed = JSON.parse(utf8.decode(body))
-  } catch {
-    throw new EngineError('ENGINE_BAD_REQUEST', 'the request body is not UTF-8 JSON', { details: { reason: 'body', bytes: body.length } })
-  }
-  if (!isObject(parsed)) throw new EngineError('ENGINE_BAD_REQUEST', 'the request body is not a JSON object', { details: { reason: 'body', bytes: body.length } })
-  return parsed
+  return parseJsonObject(body)
 }
 
 /** Fields a request may carry: handled, or accepted because they change nothing here. */
@@ -1150,14 +1133,6 @@ async function looksLikeGguf(path: string): Promise<boolean> {
   }
 }
 
-function closedError(): EngineError {
-  return new EngineError('ENGINE_UNAVAILABLE', 'the engine is closed', { details: { reason: 'closed' } })
-}
-
-function cancelled(why: string): EngineError {
-  return new EngineError('ENGINE_CANCELLED', `request cancelled: ${why}`)
-}
-
 function sse(obj: unknown): Uint8Array {
   return encoder.encode(`data: ${JSON.stringify(obj)}\n\n`)
 }
@@ -1169,14 +1144,6 @@ function encodeJson(obj: unknown): Uint8Array {
 function float32Base64(v: readonly number[]): string {
   const f = Float32Array.from(v)
   return Buffer.from(f.buffer, f.byteOffset, f.byteLength).toString('base64')
-}
-
-async function* once(bytes: Uint8Array): AsyncGenerator<Uint8Array, void, undefined> {
-  yield bytes
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v)
 }
 
 function isNum(v: unknown): v is number {

@@ -12,13 +12,13 @@
  */
 
 /** gguf.md "tokenizer.ggml.token_type" (llama.cpp `llama_token_type`). */
-export const TOKEN_TYPE = {
+const TOKEN_TYPE = {
   NORMAL: 1,
   CONTROL: 3,
 } as const
 
 /** The ChatML control tokens (the names llama.cpp's vocab loader recognises as end-of-turn / end-of-generation). */
-export const CHATML_TOKENS = {
+const CHATML_TOKENS = {
   endOfText: '<|endoftext|>',
   imStart: '<|im_start|>',
   imEnd: '<|im_end|>',
@@ -58,7 +58,7 @@ export interface ByteLevelVocab {
  * printable Latin-1 bytes map to themselves, the other 68 to U+0100 upwards
  * in byte order, so no token text holds whitespace or control characters.
  */
-export function byteToUnicode(): readonly string[] {
+function byteToUnicode(): readonly string[] {
   const table: string[] = new Array<string>(256)
   let next = 256
   for (let b = 0; b < 256; b++) {

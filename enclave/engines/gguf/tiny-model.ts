@@ -53,7 +53,7 @@ export const TINY_MODEL_DEFAULTS = {
  * `tokenizer.chat_template` takes (gguf.md "Prompting"); node-llama-cpp
  * recognises it and formats chats with its ChatML wrapper.
  */
-export const CHATML_TEMPLATE =
+const CHATML_TEMPLATE =
   "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}" +
   "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 

@@ -13,14 +13,14 @@
 import { GgufError } from './errors.ts'
 
 /** "GGUF" read as a little-endian u32 (gguf.md "File Structure": magic). */
-export const GGUF_MAGIC = 0x46554747
+const GGUF_MAGIC = 0x46554747
 /** gguf.md: version 3 adds big-endian support; we write little-endian v3. */
-export const GGUF_VERSION = 3
+const GGUF_VERSION = 3
 /** gguf.md "general.alignment": default and the value we write; must be a power of two (gguf.cpp checks). */
 export const GGUF_DEFAULT_ALIGNMENT = 32
 
 /** gguf.md `enum gguf_metadata_value_type`. */
-export const GGUF_VALUE_TYPES = {
+const GGUF_VALUE_TYPES = {
   uint8: 0,
   int8: 1,
   uint16: 2,
@@ -37,13 +37,13 @@ export const GGUF_VALUE_TYPES = {
 } as const
 
 /** gguf.md `enum ggml_type`: the tensor types this writer produces. */
-export const GGML_TYPES = {
+const GGML_TYPES = {
   F32: 0,
   F16: 1,
 } as const
 
-export type GgufScalarType = Exclude<keyof typeof GGUF_VALUE_TYPES, 'array'>
-export type GgufNumberType = Exclude<GgufScalarType, 'bool' | 'string' | 'uint64' | 'int64'>
+type GgufScalarType = Exclude<keyof typeof GGUF_VALUE_TYPES, 'array'>
+type GgufNumberType = Exclude<GgufScalarType, 'bool' | 'string' | 'uint64' | 'int64'>
 
 /** One metadata value with its GGUF type. */
 export type GgufValue =
