@@ -41,7 +41,6 @@ import { ConfigError } from '../attestation/errors.ts'
 import { EnclaveError } from './errors.ts'
 import { EngineError } from './engines/errors.ts'
 import { createEpochManager, type Epoch, type EpochManager } from './epochs.ts'
-import { createKeccak256 } from './keccak.ts'
 import { createEvidenceSource } from './evidence.ts'
 import type { GpuEvidenceProvider } from './gpu/provider.ts'
 import {
@@ -58,7 +57,15 @@ import {
   type DecapsulatedRequest,
   type OhttpKeyPair,
 } from './ohttp/index.ts'
-import { createMemoryReceiptLog, issueReceipt, NO_CHAIN_RECEIPT_DOMAIN, type ReceiptDomain, type ReceiptLog } from './receipts.ts'
+import {
+  createBodyHasher,
+  createMemoryReceiptLog,
+  hashBody,
+  issueReceipt,
+  NO_CHAIN_RECEIPT_DOMAIN,
+  type ReceiptDomain,
+  type ReceiptLog,
+} from './receipts.ts'
 import type { AttestationLogSink } from './log/sink.ts'
 import { createAnchorWorker, type AnchorWorker, type CheckpointAnchorer } from './log/anchor-worker.ts'
 import { loggedRegistrationEvidence } from './log/sink.ts'
@@ -74,6 +81,7 @@ import type {
   HandleOutcome,
   PushControl,
   QuoteProvider,
+  RegisteredEvent,
 } from './types.ts'
 
 /** Inner paths the enclave forwards (OpenAI API); anything else is an inner 404. */
@@ -110,7 +118,9 @@ export interface CreateEnclaveOptions {
    * How long a request is remembered against replay. A replay is refused by
    * its date once 2 × requestDateWindowMs have passed since first sight, so
    * that (plus 1 ms) is the default and the least that is safe; the cache
-   * then holds at most rate × 2 × window entries.
+   * then holds at most rate × 2 × window entries. A shorter window would let
+   * a replay whose date still passes through after its entry expired, so
+   * createEnclave refuses one (ATTESTATION_OPTIONS_INVALID).
    */
   readonly replayWindowMs?: number
   /** Bound on remembered requests; when full of live entries new requests are refused. Default 1,000,000. */
@@ -131,7 +141,7 @@ export interface CreateEnclaveOptions {
     readonly model: string
     readonly url: string
     /** Where successful registrations are recorded (the attestation log). */
-    readonly record?: (event: { txHash: `0x${string}`; enclaveId: `0x${string}`; epoch: bigint; blockNumber: bigint }) => Promise<void>
+    readonly record?: (event: RegisteredEvent) => Promise<void>
   }
   /**
    * Anchor the attestation log's signed checkpoints on-chain with the current
@@ -173,23 +183,6 @@ function innerErrorOf(e: unknown): InnerError {
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 
 /**
- * keccak256 of a body fed in chunks, hex — what receipts.ts's
- * createBodyHasher computes, on keccak.ts's faster permutation: the
- * response hash is updated once per streamed event.
- */
-function bodyHasher(): { update(chunk: Uint8Array): ReturnType<typeof bodyHasher>; digest(): `0x${string}` } {
-  const h = createKeccak256()
-  const hasher = {
-    update(chunk: Uint8Array) {
-      h.update(chunk)
-      return hasher
-    },
-    digest: (): `0x${string}` => `0x${Buffer.from(h.digest()).toString('hex')}`,
-  }
-  return hasher
-}
-
-/**
  * The model a JSON request names and whether it asks for a stream, or an
  * inner 400. The one parse of the body inside the enclave: the engine is
  * told `stream` instead of parsing again.
@@ -219,9 +212,11 @@ const IDLE_CONTROL: PushControl = Object.freeze({ resume() {}, cancel() {} })
 
 /**
  * An EncapsulatedResponse from its push form: `pipe` as given (once), and
- * `chunks` as an async iterator over it for consumers that pull.
+ * `chunks` as an async iterator over it for consumers that pull. Exported
+ * so that other Enclave implementations (the gateway tests' fake) build
+ * their responses the same way.
  */
-function responseOf(contentType: string, outcome: Promise<HandleOutcome>, start: (sink: EncapsulatedChunkSink) => PushControl): EncapsulatedResponse {
+export function responseOf(contentType: string, outcome: Promise<HandleOutcome>, start: (sink: EncapsulatedChunkSink) => PushControl): EncapsulatedResponse {
   let used = false
   const pipe = (sink: EncapsulatedChunkSink): PushControl => {
     if (used) throw new TypeError('an encapsulated response is read once, through chunks or pipe')
@@ -283,8 +278,12 @@ function responseOf(contentType: string, outcome: Promise<HandleOutcome>, start:
 /** Chunks an iterating consumer may have queued before the producer is paused. */
 const PULL_QUEUE_CHUNKS = 32
 
-/** The push form of an engine stream that only offers `body` (an engine other than the HTTP one). */
-function pushFromIterable(body: AsyncIterable<Uint8Array>, sink: EngineEventSink): PushControl {
+/**
+ * The push form of a stream that only offers an async iterable: an engine
+ * other than the HTTP one (its `body`), or, exported, any producer of
+ * encapsulated chunks (the gateway tests' fake enclave, through responseOf).
+ */
+export function pushFromIterable(body: AsyncIterable<Uint8Array>, sink: EngineEventSink): PushControl {
   const it = body[Symbol.asyncIterator]()
   let ended = false
   let waiting: (() => void) | null = null
@@ -331,6 +330,15 @@ function b64json(v: unknown): string {
 
 /** Build the enclave (keys for the first epoch are made here, in memory). */
 export async function createEnclave(o: CreateEnclaveOptions): Promise<Enclave> {
+  // Checked before any key or timer exists: a refused config leaves nothing running.
+  const dateWindowMs = o.requestDateWindowMs ?? DEFAULT_REQUEST_DATE_WINDOW_MS
+  const replayWindowMs = o.replayWindowMs ?? 2 * dateWindowMs + 1
+  // Negated so that NaN (or a non-number) is refused too: fail closed.
+  if (!(replayWindowMs > 2 * dateWindowMs)) {
+    throw new ConfigError('ATTESTATION_OPTIONS_INVALID', 'createEnclave: replayWindowMs must exceed 2 × requestDateWindowMs (a replay could pass once its entry expired)', {
+      details: { replayWindowMs, requestDateWindowMs: dateWindowMs },
+    })
+  }
   const now = o.now ?? Date.now
   const receiptLog = o.receiptLog ?? createMemoryReceiptLog()
   const domain = o.receiptDomain ?? NO_CHAIN_RECEIPT_DOMAIN
@@ -434,9 +442,8 @@ export async function createEnclave(o: CreateEnclaveOptions): Promise<Enclave> {
       },
     }
   }
-  const dateWindowMs = o.requestDateWindowMs ?? DEFAULT_REQUEST_DATE_WINDOW_MS
   const replay = createReplayCache({
-    windowMs: o.replayWindowMs ?? 2 * dateWindowMs + 1,
+    windowMs: replayWindowMs,
     maxEntries: o.replayMaxEntries ?? 1_000_000,
     now,
   })
@@ -453,37 +460,35 @@ export async function createEnclave(o: CreateEnclaveOptions): Promise<Enclave> {
   })
   let closed = false
 
-  /**
-   * The epoch whose key signs a receipt: the one that decrypted the request,
-   * whether or not it is still current. Once its grace is over its key is
-   * destroyed, and the request ends with ENCLAVE_RECEIPT_KEY_DESTROYED rather
-   * than a receipt signed by another epoch's key (which would name an epoch
-   * whose key config the client never encrypted to).
-   */
-  function signer(epoch: Epoch<OhttpKeyPair>): Epoch<OhttpKeyPair> {
-    if (epoch.signingKey.destroyed) throw keyDestroyed(epoch)
-    return epoch
-  }
-
   function keyDestroyed(epoch: Epoch<OhttpKeyPair>): EnclaveError {
     return new EnclaveError('ENCLAVE_RECEIPT_KEY_DESTROYED', 'the signing key of the epoch that decrypted this request is destroyed', {
       details: { epoch: epoch.number.toString() },
     })
   }
 
+  /**
+   * The receipt of one response, signed by the key of the epoch that
+   * decrypted the request, whether or not it is still current. Once that
+   * epoch's grace is over its key is destroyed, and the request ends with
+   * ENCLAVE_RECEIPT_KEY_DESTROYED rather than a receipt signed by another
+   * epoch's key (which would name an epoch whose key config the client never
+   * encrypted to).
+   */
   async function receiptFor(epoch: Epoch<OhttpKeyPair>, model: string, requestHash: `0x${string}`, responseHash: `0x${string}`) {
-    const e = signer(epoch)
+    if (epoch.signingKey.destroyed) throw keyDestroyed(epoch)
     return issueReceipt({
-      signingKey: e.signingKey,
+      signingKey: epoch.signingKey,
       log: receiptLog,
       domain,
       requestHash,
       responseHash,
       model,
-      epoch: e.number,
+      epoch: epoch.number,
       time: BigInt(Math.floor(now() / 1000)),
     }).catch((err: unknown) => {
-      // issueReceipt signs after the log append: the key may have gone meanwhile.
+      // issueReceipt signs inside the log append, once the log has assigned
+      // the index (the append may first wait behind other entries): the key
+      // may have been destroyed meanwhile.
       throw epoch.signingKey.destroyed && !closed ? keyDestroyed(epoch) : err
     })
   }
@@ -537,7 +542,7 @@ export async function createEnclave(o: CreateEnclaveOptions): Promise<Enclave> {
     const parsed = parseRequest(content)
     if ('status' in parsed) return fail(parsed)
     const { model } = parsed
-    const requestHash = bodyHasher().update(content).digest()
+    const requestHash = hashBody(content)
 
     let upstream: Awaited<ReturnType<Engine['request']>>
     try {
@@ -557,7 +562,7 @@ export async function createEnclave(o: CreateEnclaveOptions): Promise<Enclave> {
       const body = Buffer.concat(parts)
       let receipt: Awaited<ReturnType<typeof receiptFor>>
       try {
-        receipt = await receiptFor(epoch, model, requestHash, bodyHasher().update(body).digest())
+        receipt = await receiptFor(epoch, model, requestHash, hashBody(body))
       } catch (e) {
         return fail(innerErrorOf(e))
       }
@@ -565,7 +570,7 @@ export async function createEnclave(o: CreateEnclaveOptions): Promise<Enclave> {
     }
 
     const sealer = await req.respond.chunkedSealer()
-    const hasher = bodyHasher()
+    const hasher = createBodyHasher()
     const stream = upstream
     let resolveOutcome!: (o: HandleOutcome) => void
     const outcome = new Promise<HandleOutcome>((r) => (resolveOutcome = r))

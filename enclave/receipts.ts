@@ -69,21 +69,6 @@ export const RECEIPT_TYPE_STRING = 'Receipt(bytes32 requestHash,bytes32 response
 /** keccak256(RECEIPT_TYPE_STRING). */
 export const RECEIPT_TYPEHASH: Hex = keccak256(toBytes(RECEIPT_TYPE_STRING))
 
-/**
- * What the receipt log records, before it assigns the index: the Receipt
- * without `logIndex` (which the log returns). Its EIP-712 struct hash
- * (`hashStruct`, no domain) is the log entry.
- */
-export const RECEIPT_ENTRY_TYPES = {
-  ReceiptEntry: [
-    { name: 'requestHash', type: 'bytes32' },
-    { name: 'responseHash', type: 'bytes32' },
-    { name: 'model', type: 'string' },
-    { name: 'epoch', type: 'uint64' },
-    { name: 'time', type: 'uint64' },
-  ],
-} as const
-
 /** The receipt's fields (the EIP-712 message). */
 export interface ReceiptFields {
   readonly requestHash: Hex
@@ -179,13 +164,10 @@ export function receiptTypedData(fields: ReceiptFields, domain: ReceiptDomain = 
  * (EIP-712 §"Definition of encodeData": atomic values as words, `string` as
  * keccak256 of its bytes). viem's generic hashTypedData costs ~0.25 ms per
  * receipt, a quarter of a request's added latency; this is ~0.02 ms. The
- * tests pin both to viem's hashTypedData / hashStruct.
+ * tests pin it to viem's hashTypedData.
  */
 const EIP712_DOMAIN_TYPEHASH = keccak_256(
   new TextEncoder().encode('EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)'),
-)
-const RECEIPT_ENTRY_TYPEHASH = keccak_256(
-  new TextEncoder().encode('ReceiptEntry(bytes32 requestHash,bytes32 responseHash,string model,uint64 epoch,uint64 time)'),
 )
 const RECEIPT_TYPEHASH_BYTES = Buffer.from(RECEIPT_TYPEHASH.slice(2), 'hex')
 
@@ -228,12 +210,6 @@ export function receiptDigest(fields: ReceiptFields, domain: ReceiptDomain = NO_
 /** `receiptDigest` as hex. */
 export function hashReceipt(fields: ReceiptFields, domain: ReceiptDomain = NO_CHAIN_RECEIPT_DOMAIN): Hex {
   return `0x${Buffer.from(receiptDigest(fields, domain)).toString('hex')}`
-}
-
-/** The receipt log's entry for a receipt-to-be: `hashStruct(ReceiptEntry)`, everything but the index the log assigns. */
-export function receiptLogEntry(fields: Omit<ReceiptFields, 'logIndex'>): Hex {
-  const f = checkFields({ ...fields, logIndex: 0n })
-  return `0x${Buffer.from(keccakOf(Buffer.concat([RECEIPT_ENTRY_TYPEHASH, ...fieldWords(f)]))).toString('hex')}`
 }
 
 /** Sign a receipt with an epoch's key; resolves to the 65-byte `r ‖ s ‖ v` signature. */

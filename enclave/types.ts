@@ -147,15 +147,17 @@ export interface HandleOutcome {
 export interface EncapsulatedResponse {
   /** `message/ohttp-res` or `message/ohttp-chunked-res` (draft-ietf-ohai-chunked-ohttp). */
   readonly contentType: string
+  /** The same stream as `pipe`, pulled: for consumers that iterate (tests, clients in-process). */
   readonly chunks: AsyncIterable<Uint8Array>
   /** Resolves once the last chunk was produced (or the stream failed / was cancelled). */
   readonly outcome: Promise<HandleOutcome>
   /**
-   * Optional push form of `chunks` (use one of the two, once): every chunk
-   * is handed to `sink.chunk` the moment it is sealed, synchronously from
-   * the engine's socket read — no promise per chunk. The real enclave offers it.
+   * The push form of `chunks` (use one of the two, once): every chunk is
+   * handed to `sink.chunk` the moment it is sealed, synchronously from the
+   * engine's socket read — no promise per chunk. Required, so the gateway
+   * has one relay path; enclave.ts's `responseOf` builds both forms.
    */
-  readonly pipe?: (sink: EncapsulatedChunkSink) => PushControl
+  readonly pipe: (sink: EncapsulatedChunkSink) => PushControl
 }
 
 /**
@@ -197,7 +199,22 @@ export interface EnclaveRegistration {
   /** `listener` runs after every key epoch change; returns the function that removes it. */
   onEpochChange(listener: () => void): () => void
   /** Record a registration that succeeded (the attestation log's registration entry). */
-  registered(event: { readonly txHash: `0x${string}`; readonly enclaveId: `0x${string}`; readonly epoch: bigint; readonly blockNumber: bigint }): Promise<void>
+  registered(event: RegisteredEvent): Promise<void>
+}
+
+/**
+ * A registration the registry accepted: the one shape the registration
+ * worker reports, `EnclaveRegistration.registered` takes and createEnclave's
+ * `registration.record` writes to the attestation log.
+ */
+export interface RegisteredEvent {
+  readonly txHash: `0x${string}`
+  /** The registry's id of this enclave. */
+  readonly enclaveId: `0x${string}`
+  /** The key epoch that was registered. */
+  readonly epoch: bigint
+  /** The block that included the registration transaction. */
+  readonly blockNumber: bigint
 }
 
 export type { GpuEvidenceBundle }

@@ -305,3 +305,21 @@ t.test('the inner date (RFC 9458 §6.5): required, within the window, answered i
   const late = await handle(req.body, req.contentType)
   t.equal((await late.outcome).code, 'ENCLAVE_OHTTP_DATE_OUT_OF_RANGE', 'after that, its date refuses it: the cache need not remember it')
 })
+
+t.test('replayWindowMs at or below 2 × the date window is refused before anything starts', async (t) => {
+  // Never reached: createEnclave refuses the options before the engine is used.
+  const engine = { name: 'unused', models: async () => [], request: async () => Promise.reject(new Error('unused')), close: async () => {} }
+  const base = { engine, quotes: createDevQuoteProvider({ signer }), eventLog: createDevEventLogProvider(), gpu: null, epochLengthMs: 3_600_000, graceMs: 60_000 }
+  const refused: [string, { replayWindowMs: number; requestDateWindowMs?: number }][] = [
+    ['exactly 2 × the default window', { replayWindowMs: 120_000 }],
+    ['far below it', { replayWindowMs: 1_000 }],
+    ['exactly 2 × a configured window', { replayWindowMs: 20_000, requestDateWindowMs: 10_000 }],
+    ['not a number', { replayWindowMs: Number.NaN }],
+  ]
+  for (const [name, o] of refused) t.equal(await rejection(createEnclave({ ...base, ...o })), 'ATTESTATION_OPTIONS_INVALID', name)
+  // The least safe value (and the default) is accepted.
+  const least = await createEnclave({ ...base, replayWindowMs: 20_001, requestDateWindowMs: 10_000 })
+  await least.close()
+  const byDefault = await createEnclave(base)
+  await byDefault.close()
+})

@@ -23,11 +23,10 @@
  * and can be flushed the moment it exists. The opener consumes bytes with
  * any fragmentation and yields each plaintext chunk as soon as it verifies.
  */
-import { createCipheriv } from 'node:crypto'
 import { ByteQueue } from './byte-queue.ts'
 import { OhttpError, invalidArgument } from './errors.ts'
 import { FINAL_CHUNK_AAD, type AeadParams } from './hpke.ts'
-import { aeadOpen } from './symmetric.ts'
+import { aeadOpen, aeadSealInto } from './symmetric.ts'
 import type { ResponseKeys } from './response.ts'
 import { varintSize, writeVarint } from './varint.ts'
 
@@ -96,22 +95,17 @@ export function createChunkedResponseSealer(keys: ResponseKeys, responseNonce: U
         return prefix
       }
       if (counter > MAX_CHUNK_COUNTER) invalidArgument('the chunk counter of this response is exhausted')
-      // AES-GCM (RFC 5116) straight into the output: this runs once per streamed event, and
-      // symmetric.ts's aeadSeal plus the framing here cost two more allocations and copies.
+      // AES-GCM (RFC 5116) sealed straight into the framed output: this runs once per
+      // streamed event, and aeadSeal's own buffer would cost one more allocation and copy.
       const aead = keys.aead
-      const cipher = createCipheriv(aead.nodeCipher, keys.key, chunkNonce(keys.nonce, counter), { authTagLength: aead.nt })
-      if (final) cipher.setAAD(FINAL_CHUNK_AAD)
-      const body = cipher.update(chunk)
-      cipher.final() // GCM is a stream mode: final() only computes the tag
-      const tag = cipher.getAuthTag()
-      counter++
-      const ctLength = body.length + tag.length
+      const nonce = chunkNonce(keys.nonce, counter)
+      const ctLength = chunk.length + aead.nt
       const lengthField = final ? 0 : ctLength
       const out = new Uint8Array(prefix.length + varintSize(lengthField) + ctLength)
       out.set(prefix, 0)
       const p = writeVarint(out, prefix.length, lengthField)
-      out.set(body, p)
-      out.set(tag, p + body.length)
+      aeadSealInto(aead, keys.key, nonce, final ? FINAL_CHUNK_AAD : empty, chunk, out, p)
+      counter++
       pendingNonce = undefined
       if (final) {
         finished = true

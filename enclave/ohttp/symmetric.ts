@@ -38,16 +38,42 @@ export function hkdfExpand(prk: Uint8Array, info: Uint8Array, length: number): U
 
 /** AEAD Seal (RFC 5116 §2.1): ciphertext || tag. */
 export function aeadSeal(aead: AeadParams, key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Uint8Array {
+  const out = new Uint8Array(plaintext.length + aead.nt)
+  aeadSealInto(aead, key, nonce, aad, plaintext, out, 0)
+  return out
+}
+
+/**
+ * AEAD Seal (RFC 5116 §2.1) written into `out` at `offset`: ciphertext ||
+ * tag, exactly `plaintext.length + aead.nt` bytes (AES-GCM is a stream mode:
+ * the ciphertext is as long as the plaintext). Returns the offset after the
+ * tag. For callers that frame the sealed bytes (chunked-response.ts: once
+ * per streamed event), so no intermediate buffer is allocated and copied.
+ * Throws a RangeError when `out` has no room for them.
+ */
+export function aeadSealInto(
+  aead: AeadParams,
+  key: Uint8Array,
+  nonce: Uint8Array,
+  aad: Uint8Array,
+  plaintext: Uint8Array,
+  out: Uint8Array,
+  offset: number,
+): number {
+  const end = offset + plaintext.length + aead.nt
+  // Checked before sealing: a short buffer must not leave a partial ciphertext behind.
+  if (!Number.isSafeInteger(offset) || offset < 0 || end > out.length) throw new RangeError('aeadSealInto: the output has no room for the sealed bytes')
   const cipher = createCipheriv(aead.nodeCipher, key, nonce, { authTagLength: aead.nt })
   if (aad.length > 0) cipher.setAAD(aad)
   const body = cipher.update(plaintext)
   const last = cipher.final()
   const tag = cipher.getAuthTag()
-  const out = new Uint8Array(body.length + last.length + tag.length)
-  out.set(body, 0)
-  out.set(last, body.length)
-  out.set(tag, body.length + last.length)
-  return out
+  // Fail closed should a cipher ever not be length-preserving: never a mis-framed chunk.
+  if (body.length + last.length + tag.length !== end - offset) throw new RangeError('aeadSealInto: the cipher did not preserve the plaintext length')
+  out.set(body, offset)
+  out.set(last, offset + body.length)
+  out.set(tag, offset + body.length + last.length)
+  return end
 }
 
 /** AEAD Open (RFC 5116 §2.2): the plaintext, or undefined when the tag does not verify (or the input is shorter than a tag). */

@@ -239,13 +239,16 @@ export function streamSlotHook(slots: StreamSlots, requestMs: number): onRequest
 
 /**
  * A restartable timer that aborts `lease` with GATEWAY_UPSTREAM_TIMEOUT: the
- * first-byte deadline. (A stream's idle deadline is one timer per request,
- * refreshed per chunk, in routes/ohttp.ts: re-arming costs a timer-list
- * removal and insertion per token.)
+ * first-byte deadline, then (re-armed at the first chunk) the stream's idle
+ * deadline, refreshed per chunk. One timer per request: `refresh()` restarts
+ * the same timer in place (O(1)), where re-arming per token would cost a
+ * timer-list removal and insertion.
  */
 export interface LeaseDeadline {
-  /** (Re)start the countdown. */
+  /** (Re)start the countdown at `ms`. */
   arm(ms: number): void
+  /** Restart the armed countdown from now, same length; nothing when none is armed (cleared or fired). */
+  refresh(): void
   clear(): void
 }
 
@@ -258,7 +261,15 @@ export function leaseDeadline(lease: StreamLease): LeaseDeadline {
   return {
     arm(ms) {
       clear()
-      timer = setTimeout(() => lease.abort(new GatewayError('GATEWAY_UPSTREAM_TIMEOUT')), ms)
+      const armed = setTimeout(() => {
+        // Forgotten once fired: Timeout.refresh() would otherwise start a spent timer again.
+        if (timer === armed) timer = undefined
+        lease.abort(new GatewayError('GATEWAY_UPSTREAM_TIMEOUT'))
+      }, ms)
+      timer = armed
+    },
+    refresh() {
+      timer?.refresh()
     },
     clear,
   }

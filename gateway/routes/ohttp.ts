@@ -11,10 +11,10 @@
  * the client leaving, the first-byte and idle deadlines and shutdown all
  * abort it, and the enclave cancels the engine request on it.
  *
- * The relay is push-driven (`EncapsulatedResponse.pipe`, with a pull
- * adapter for enclaves that offer only `chunks`): measured on the bench, the
- * former chain of async generators, a Readable and a promise race plus a
- * re-armed timer per chunk was most of the gateway's own CPU per token.
+ * The relay is push-driven (`EncapsulatedResponse.pipe`, which every
+ * enclave offers): measured on the bench, the former chain of async
+ * generators, a Readable and a promise race plus a re-armed timer per chunk
+ * was most of the gateway's own CPU per token.
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { EncapsulatedChunkSink, Enclave, EncapsulatedResponse, PushControl } from '../../enclave/types.ts'
@@ -40,54 +40,7 @@ export interface OhttpRouteOptions extends Record<string, unknown> {
 /** Stop an encapsulated response nobody will read (it arrived after the gateway gave up). */
 function discard(response: EncapsulatedResponse): void {
   response.outcome.catch(() => {})
-  if (response.pipe) {
-    response.pipe({ chunk: () => false, end: () => {} }).cancel()
-    return
-  }
-  const it = response.chunks[Symbol.asyncIterator]()
-  void it.return?.()?.catch(() => {})
-}
-
-/**
- * The push form of a response that only offers `chunks` (any Enclave
- * implementation may): pulled one at a time, paused while the sink is full.
- */
-function pipeOf(response: EncapsulatedResponse): (sink: EncapsulatedChunkSink) => PushControl {
-  if (response.pipe) return response.pipe
-  return (sink) => {
-    const it = response.chunks[Symbol.asyncIterator]()
-    let stopped = false
-    let waiting: (() => void) | null = null
-    const wake = () => {
-      const w = waiting
-      waiting = null
-      w?.()
-    }
-    void (async () => {
-      try {
-        for (;;) {
-          const r = await it.next()
-          if (stopped) return
-          if (r.done) break
-          if (!sink.chunk(r.value)) await new Promise<void>((resolve) => (waiting = resolve))
-          if (stopped) return
-        }
-        await response.outcome.catch(() => {})
-        if (!stopped) sink.end()
-      } catch (e) {
-        if (!stopped) sink.end(e)
-      }
-    })()
-    return {
-      resume: wake,
-      cancel() {
-        if (stopped) return
-        stopped = true
-        wake()
-        void it.return?.()?.catch(() => {})
-      },
-    }
-  }
+  response.pipe({ chunk: () => false, end: () => {} }).cancel()
 }
 
 /** The media type without parameters, lower-cased (RFC 9110 §8.3.1: case-insensitive). */
@@ -123,8 +76,8 @@ export const ohttpRoute: FastifyPluginAsync<OhttpRouteOptions> = async (app, { e
    * the socket the moment the enclave hands it over — synchronously, from
    * the engine's socket read, so chunks sealed in the same tick leave in one
    * writev (node's http corks a response until the end of the tick). No
-   * promise, timer or listener per chunk: one abort listener and one idle
-   * timer per request, the timer refreshed per chunk.
+   * promise, timer or listener per chunk: one abort listener and one
+   * deadline timer per request (first byte, then idle), refreshed per chunk.
    */
   function relay(request: FastifyRequest, reply: FastifyReply, response: EncapsulatedResponse, lease: StreamLease, deadline: LeaseDeadline): Promise<void> {
     if (!MEDIA_TYPE.test(response.contentType)) {
@@ -138,13 +91,11 @@ export const ohttpRoute: FastifyPluginAsync<OhttpRouteOptions> = async (app, { e
     return new Promise<void>((resolve, reject) => {
       let started = false
       let done = false
-      let idle: NodeJS.Timeout | null = null
       let control: PushControl | null = null
 
       const cleanup = () => {
         done = true
         deadline.clear()
-        if (idle !== null) clearTimeout(idle)
         lease.signal.removeEventListener('abort', onAbort)
         res.off('drain', onDrain)
       }
@@ -174,8 +125,8 @@ export const ohttpRoute: FastifyPluginAsync<OhttpRouteOptions> = async (app, { e
           if (done) return false
           if (!started) {
             started = true
-            deadline.clear()
-            idle = setTimeout(() => lease.abort(new GatewayError('GATEWAY_UPSTREAM_TIMEOUT')), timeouts.streamIdleMs)
+            // The first-byte deadline gives way to the idle deadline, refreshed per chunk (O(1)).
+            deadline.arm(timeouts.streamIdleMs)
             reply.hijack()
             res.writeHead(200, {
               'content-type': response.contentType,
@@ -186,7 +137,7 @@ export const ohttpRoute: FastifyPluginAsync<OhttpRouteOptions> = async (app, { e
             })
             resolve()
           } else {
-            idle!.refresh()
+            deadline.refresh()
           }
           return bytes.byteLength === 0 ? true : res.write(bytes)
         },
@@ -214,7 +165,7 @@ export const ohttpRoute: FastifyPluginAsync<OhttpRouteOptions> = async (app, { e
       lease.signal.addEventListener('abort', onAbort, { once: true })
       res.on('drain', onDrain)
       try {
-        control = pipeOf(response)(sink)
+        control = response.pipe(sink)
       } catch (e) {
         stop(e, true)
         return

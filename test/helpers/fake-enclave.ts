@@ -37,6 +37,7 @@ import { createGatewayLogger } from '../../gateway/plugins/logging.ts'
 import { buildServer, type BuildServerParameters } from '../../gateway/server.ts'
 import type { Enclave, EncapsulatedResponse, EvidenceBundle, HandleOutcome } from '../../enclave/types.ts'
 import { ENCLAVE_ERROR_CODES, EnclaveError, type EnclaveErrorCode } from '../../enclave/errors.ts'
+import { pushFromIterable, responseOf } from '../../enclave/enclave.ts'
 
 export const MARK = {
   STREAM: 0x01,
@@ -261,7 +262,8 @@ export class FakeEnclave implements Enclave {
         finish('ENGINE_CANCELLED')
       }
     }
-    return { contentType, chunks: chunks(), outcome }
+    // The real enclave's adapters: `pipe` (which the gateway relays) pulls the generator, `chunks` pulls through `pipe`.
+    return responseOf(contentType, outcome, (sink) => pushFromIterable(chunks(), { event: (bytes) => sink.chunk(bytes), end: (error) => sink.end(error) }))
   }
 }
 
