@@ -30,7 +30,7 @@ import type { RegistryReader } from '../../contracts/registry-types.ts'
 import { collateralFromPolicy, type CollateralProvider } from './collateral.ts'
 import { ClientError } from './errors.ts'
 import { loadClientPolicy, loadPolicyRoots, type ClientPolicy, type PolicyRoots } from './policy.ts'
-import { createReceiptVerifier, type ReceiptVerifier } from './receipt.ts'
+import { createReceiptVerifiers, type ReceiptVerifier } from './receipt.ts'
 import { createFallbackRegistryReader, registryFromRpcUrls, type RegistryReaderFactory } from './registry.ts'
 import { createUndiciTransport, exchange, type DecryptedResponse, type OhttpTransport } from './request.ts'
 import { createEvidenceFetcher, verifyProvider, type EvidenceFetcher, type VerificationReport, type VerifiedProvider } from './verify.ts'
@@ -117,8 +117,9 @@ function modelOf(bytes: Uint8Array): string {
   let v: unknown
   try {
     v = JSON.parse(Buffer.from(bytes).toString('utf8'))
-  } catch (e) {
-    throw new ClientError('CLIENT_CONFIG_INVALID', 'the request body is not JSON', { cause: e })
+  } catch {
+    // No cause: a JSON.parse error's message quotes the start of its input, here the prompt.
+    throw new ClientError('CLIENT_CONFIG_INVALID', 'the request body is not JSON')
   }
   const model = (v as { model?: unknown } | null)?.model
   if (typeof model !== 'string' || model.length === 0) throw new ClientError('CLIENT_CONFIG_INVALID', 'the request body names no model')
@@ -151,24 +152,23 @@ export function createClient(options: ClientOptions): ConfidentialClient {
     registry = registryFromRpcUrls(policy.registry.rpcUrls, { chainId: policy.registry.chainId, address: policy.registry.address }, options.registryFactory)
   }
   const entries = new Map<string, Entry>()
-  const receiptVerifiers = new Map<string, ReceiptVerifier>()
+  const receiptVerifiers = createReceiptVerifiers()
+
+  /**
+   * A passed verification made usable: reported, and paired with its signer's receipt verifier
+   * (bounded). The one path for the first verification and for background renewals alike.
+   */
+  function adopt(v: VerifiedProvider): { value: VerifiedProvider; receipts: ReceiptVerifier } {
+    options.onVerification?.(v.report)
+    return { value: v, receipts: receiptVerifiers.get(v.signingAddress) }
+  }
 
   // Not tied to one caller's signal: concurrent callers share this verification.
   function start(url: string): Entry {
     const entry: Entry = {
       pending: verifyProvider({ url, policy, roots, collateral, registry, now, fetchEvidence }).then(
         (v) => {
-          options.onVerification?.(v.report)
-          entry.value = v
-          const key = v.signingAddress.toLowerCase()
-          let rv = receiptVerifiers.get(key)
-          if (rv === undefined) {
-            rv = createReceiptVerifier(v.signingAddress)
-            receiptVerifiers.set(key, rv)
-            // One table per live signer; old epochs' keys are not worth keeping.
-            if (receiptVerifiers.size > 256) receiptVerifiers.delete(receiptVerifiers.keys().next().value!)
-          }
-          entry.receipts = rv
+          Object.assign(entry, adopt(v))
           return v
         },
         (e: unknown) => {
@@ -198,12 +198,8 @@ export function createClient(options: ClientOptions): ConfidentialClient {
       const next = verifyProvider({ url, policy, roots, collateral, registry, now, fetchEvidence })
       next.then(
         (v) => {
-          options.onVerification?.(v.report)
-          if (entries.get(url) === current) {
-            const rv = receiptVerifiers.get(v.signingAddress.toLowerCase()) ?? createReceiptVerifier(v.signingAddress)
-            receiptVerifiers.set(v.signingAddress.toLowerCase(), rv)
-            entries.set(url, { pending: Promise.resolve(v), value: v, receipts: rv })
-          }
+          const adopted = adopt(v)
+          if (entries.get(url) === current) entries.set(url, { pending: Promise.resolve(v), ...adopted })
         },
         (e: unknown) => {
           // Fail closed: what failed to verify now is not used again on the strength of an older result.

@@ -1,7 +1,7 @@
 /**
- * Where the client's TDX collateral comes from: a fixed bundle (a file the
- * policy names, or one in memory), or a PCS/PCCS with an optional on-disk
- * cache — behind one getter, with an in-memory layer in front that keeps
+ * Where the client's TDX collateral comes from: a file the policy names
+ * (read again whenever its bundle is due), or a PCS/PCCS with an optional
+ * on-disk cache — behind one getter, with an in-memory layer in front that keeps
  * each bundle parsed until its own nextUpdate, so re-verifying a provider
  * (a new epoch, a second provider on the same platform) costs no fetch and
  * no parse. The cache is an optimisation only: verifyQuote checks every
@@ -25,7 +25,7 @@ const keyOf = (r: CollateralRequest) => `${r.teeType}/${r.fmspc.toLowerCase()}/$
  * Keep what `load` returns, parsed, per request until the bundle's earliest
  * nextUpdate by `now`; concurrent misses share one load. Failures are not kept.
  */
-export function memoizeCollateral(load: (request: CollateralRequest) => Promise<QuoteCollateralV3>, now: () => Date): CollateralProvider {
+function memoizeCollateral(load: (request: CollateralRequest) => Promise<QuoteCollateralV3>, now: () => Date): CollateralProvider {
   const entries = new Map<string, { collateral: Promise<Collateral>; notAfter: number }>()
   return (request) => {
     const key = keyOf(request)
@@ -48,11 +48,6 @@ export function memoizeCollateral(load: (request: CollateralRequest) => Promise<
   }
 }
 
-/** One bundle for every quote (the verifier still checks that it fits). */
-export function staticCollateral(bundle: QuoteCollateralV3, now: () => Date = () => new Date()): CollateralProvider {
-  return memoizeCollateral(async () => bundle, now)
-}
-
 export interface CollateralFromPolicyOptions {
   readonly now?: () => Date
   /** For the PCS client (default undici's fetch). */
@@ -63,17 +58,17 @@ export interface CollateralFromPolicyOptions {
 export function collateralFromPolicy(policy: CollateralPolicy, options: CollateralFromPolicyOptions = {}): CollateralProvider {
   const now = options.now ?? (() => new Date())
   if (policy.kind === 'file') {
-    let bundle: Promise<QuoteCollateralV3> | undefined
-    return memoizeCollateral(() => {
-      bundle ??= readFile(policy.path, 'utf8').then(
-        (text) => JSON.parse(text) as QuoteCollateralV3,
-        (e: unknown) => {
-          bundle = undefined
-          throw new ClientError('CLIENT_COLLATERAL_UNAVAILABLE', 'cannot read the collateral file', { cause: e, details: { path: policy.path } })
-        },
-      )
-      return bundle
-    }, now)
+    // Read whenever the memo asks (a miss, or past the bundle's nextUpdate): a file replaced with newer collateral is taken up without a restart.
+    return memoizeCollateral(
+      () =>
+        readFile(policy.path, 'utf8').then(
+          (text) => JSON.parse(text) as QuoteCollateralV3,
+          (e: unknown) => {
+            throw new ClientError('CLIENT_COLLATERAL_UNAVAILABLE', 'cannot read the collateral file', { cause: e, details: { path: policy.path } })
+          },
+        ),
+      now,
+    )
   }
   const client = createPcsClient({
     baseUrl: policy.url,

@@ -85,3 +85,21 @@ export function reasonOf(e: unknown): string {
   const code = (e as { code?: unknown } | null)?.code
   return typeof code === 'string' && /^[A-Za-z0-9_.-]{1,64}$/.test(code) ? code : 'UNKNOWN'
 }
+
+/** Where a problem document (RFC 9457, as the gateway and enclave answer) keeps its code. */
+const problemCodeOf = (json: unknown): unknown => (json as { code?: unknown }).code
+
+/**
+ * The sanitized code of a JSON error body, for `details.reason`: what `pick`
+ * finds in it (default: a problem document's top-level `code`; an OpenAI
+ * error has it at `error.code`) if it is a well-formed code string, else
+ * 'UNKNOWN' — also for a body that is not JSON. Only the picked code leaves
+ * here: never the body, nor a parse error (whose message quotes the input).
+ */
+export function codeInBody(body: string | Uint8Array, pick: (json: unknown) => unknown = problemCodeOf): string {
+  try {
+    return reasonOf({ code: pick(JSON.parse(typeof body === 'string' ? body : Buffer.from(body).toString('utf8'))) })
+  } catch {
+    return 'UNKNOWN'
+  }
+}

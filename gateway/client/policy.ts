@@ -24,6 +24,7 @@
  *
  * Parsing only; `loadClientPolicy` reads the file and the named root
  * certificates (relative paths resolve against the policy file's folder).
+ * `parseCollateral` checks a collateral section on its own.
  */
 import { readFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
@@ -131,7 +132,12 @@ function parseRegistry(v: unknown): RegistryPolicy {
   }
 }
 
-function parseCollateral(v: unknown, baseDir: string): CollateralPolicy {
+/**
+ * The collateral section alone, as parseClientPolicy checks it (a command's
+ * --collateral / --pcs replace a policy's). Relative paths resolve against
+ * `baseDir` (default: the working directory).
+ */
+export function parseCollateral(v: unknown, baseDir: string = process.cwd()): CollateralPolicy {
   const c = object(v, 'collateral')
   if ('file' in c) {
     onlyKeys(c, ['file'], 'collateral')

@@ -16,6 +16,7 @@ import { decodeEntry } from '../../attestation/log/entry.ts'
 import type { Checkpoint } from '../../attestation/log/checkpoint.ts'
 import { BaseError } from '../../attestation/errors.ts'
 import { hashReceipt, type ReceiptDomain, type ReceiptFields } from '../../enclave/receipts.ts'
+import { readLimited } from './body.ts'
 import { ClientError } from './errors.ts'
 
 /** A proof is a checkpoint note, one entry and ~log2(size) hashes: far below this. */
@@ -52,9 +53,8 @@ export async function verifyReceiptLogged(p: ReceiptLoggedParameters): Promise<R
       await res.body.dump()
       throw notLogged('no proof', { status: res.statusCode })
     }
-    const text = await res.body.text()
-    if (text.length > MAX_PROOF_BYTES) throw notLogged('proof too large')
-    proof = JSON.parse(text) as InclusionProofJson
+    const bytes = await readLimited(res.body, MAX_PROOF_BYTES, { headers: res.headers, tooLarge: () => notLogged('proof too large') })
+    proof = JSON.parse(bytes.toString('utf8')) as InclusionProofJson
   } catch (e) {
     throw e instanceof ClientError ? e : notLogged('unreachable', {}, e)
   }

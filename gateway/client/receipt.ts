@@ -131,3 +131,34 @@ export function createReceiptVerifier(signingAddress: Address): ReceiptVerifier 
     },
   }
 }
+
+/** One receipt verifier per signing address, kept while the signer is live. */
+export interface ReceiptVerifiers {
+  /** The verifier of `signingAddress` (any case): the kept one, or a new one kept from now on. */
+  get(signingAddress: Address): ReceiptVerifier
+  readonly size: number
+}
+
+/**
+ * At most `limit` verifiers, the oldest dropped first: each holds its key's
+ * precomputed table, and a long-running client meets a new signer every
+ * epoch — old epochs' keys are not worth keeping.
+ */
+export function createReceiptVerifiers(limit = 256): ReceiptVerifiers {
+  const kept = new Map<string, ReceiptVerifier>()
+  return {
+    get(signingAddress) {
+      const key = signingAddress.toLowerCase()
+      let rv = kept.get(key)
+      if (rv === undefined) {
+        rv = createReceiptVerifier(signingAddress)
+        kept.set(key, rv)
+        if (kept.size > limit) kept.delete(kept.keys().next().value!)
+      }
+      return rv
+    },
+    get size() {
+      return kept.size
+    },
+  }
+}

@@ -18,7 +18,8 @@ import { request as undiciRequest, type Dispatcher } from 'undici'
 import type { Hex } from 'viem'
 import { createBodyHasher, hashBody } from '../../enclave/receipts.ts'
 import { decodeBhttpResponseStream, encapsulateRequest, encodeBhttpRequest, type BhttpField, type BhttpResponseEvent } from '../../enclave/ohttp/index.ts'
-import { ClientError, reasonOf } from './errors.ts'
+import { MAX_ERROR_BODY_BYTES, readLimited } from './body.ts'
+import { ClientError, codeInBody, reasonOf } from './errors.ts'
 import type { ReceiptVerifier, VerifiedReceipt } from './receipt.ts'
 import type { VerifiedProvider } from './verify.ts'
 
@@ -96,15 +97,6 @@ export function encodeInnerRequest(url: string, path: string, body: Uint8Array, 
   })
 }
 
-function problemCode(text: string): string {
-  try {
-    const code = (JSON.parse(text) as { code?: unknown }).code
-    return typeof code === 'string' ? reasonOf({ code }) : 'UNKNOWN'
-  } catch {
-    return 'UNKNOWN'
-  }
-}
-
 /** The enclave codes that mean "fetch the key configuration again" (gateway/errors.ts OHTTP_KEY_PROBLEM_CODES). */
 const KEY_PROBLEMS = new Set(['ENCLAVE_OHTTP_KEY_UNKNOWN', 'ENCLAVE_OHTTP_EPOCH_EXPIRED', 'ENCLAVE_OHTTP_UNSUPPORTED_SUITE'])
 
@@ -130,13 +122,16 @@ export async function exchange(p: ExchangeParameters): Promise<DecryptedResponse
     throw new ClientError('CLIENT_UPSTREAM_FAILED', 'the gateway could not be reached', { cause: e, details: { provider, reason: reasonOf(e) } })
   }
   if (res.status !== 200) {
-    const parts: Buffer[] = []
-    let size = 0
-    for await (const part of res.body) {
-      size += part.length
-      if (size <= 65536) parts.push(Buffer.from(part))
-    }
-    const reason = problemCode(Buffer.concat(parts).toString('utf8'))
+    // Only the problem document's code is used: an oversized answer is no problem document, and has none.
+    const tooLarge = new Error('too large')
+    const reason = await readLimited(res.body, MAX_ERROR_BODY_BYTES, { headers: res.headers, tooLarge: () => tooLarge }).then(
+      (bytes) => codeInBody(bytes),
+      (e: unknown) => {
+        // A stream that failed is still the stream's failure; only the size is judged here.
+        if (e === tooLarge) return 'UNKNOWN'
+        throw e
+      },
+    )
     const retryAfter = typeof res.headers['retry-after'] === 'string' ? res.headers['retry-after'] : undefined
     if (res.status === 429) {
       throw new ClientError('CLIENT_UPSTREAM_RATE_LIMITED', 'the gateway is rate-limiting', { details: { provider, status: 429, reason, ...(retryAfter ? { retryAfter } : {}) } })

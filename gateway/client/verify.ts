@@ -27,7 +27,7 @@
  */
 import { request as undiciRequest, type Dispatcher } from 'undici'
 import type { Address, Hex } from 'viem'
-import { hashKeyConfig } from '../../attestation/binding.ts'
+import { checkReportDataBinding, hashKeyConfig } from '../../attestation/binding.ts'
 import { hex } from '../../attestation/bytes/hex.ts'
 import { parseEventLog, type CcEvent } from '../../attestation/eventlog/index.ts'
 import { parseRuntimeEvents, verifyEvidenceEvents, type BoundEvent, type RuntimeEvent } from '../../attestation/eventlog/runtime-events.ts'
@@ -47,13 +47,14 @@ import { receiptDomain, type ReceiptDomain } from '../../enclave/receipts.ts'
 import type { EvidenceBundle } from '../../enclave/types.ts'
 import type { RegistryReader } from '../../contracts/registry-types.ts'
 import type { CollateralProvider } from './collateral.ts'
-import { ClientError, reasonOf, type ClientErrorCode } from './errors.ts'
+import { MAX_ERROR_BODY_BYTES, readLimited } from './body.ts'
+import { ClientError, codeInBody, reasonOf, type ClientErrorCode } from './errors.ts'
 import type { ClientPolicy, PolicyRoots } from './policy.ts'
 import { checkRegistration, type RegistryCheck } from './registry.ts'
 
-export const NONCE_BYTES = 32
+const NONCE_BYTES = 32
 /** Evidence with RIMs and OCSP for eight GPUs stays well under this. */
-export const MAX_EVIDENCE_BYTES = 16 * 1024 * 1024
+const MAX_EVIDENCE_BYTES = 16 * 1024 * 1024
 
 export type VerificationStage = 'evidence' | 'quote' | 'gpu' | 'binding' | 'policy' | 'registry' | 'accepted'
 
@@ -147,34 +148,22 @@ export function createEvidenceFetcher(dispatcher?: Dispatcher): EvidenceFetcher 
       throw new ClientError('CLIENT_EVIDENCE_UNAVAILABLE', 'the evidence request failed', { cause: e, details: { provider: url, reason: reasonOf(e) } })
     }
     if (res.statusCode !== 200) {
-      const text = await res.body.text().catch(() => '')
-      let code: unknown
-      try {
-        code = (JSON.parse(text) as { code?: unknown }).code
-      } catch {
-        code = undefined
-      }
+      // Only the code of the error answer is used; an unreadable or oversized one has none.
+      const reason = await readLimited(res.body, MAX_ERROR_BODY_BYTES, { headers: res.headers, tooLarge: () => new Error('too large') }).then(
+        (bytes) => codeInBody(bytes),
+        () => 'UNKNOWN',
+      )
       throw new ClientError('CLIENT_EVIDENCE_UNAVAILABLE', 'the gateway did not answer with evidence', {
-        details: { provider: url, status: res.statusCode, reason: typeof code === 'string' ? reasonOf({ code }) : 'UNKNOWN' },
+        details: { provider: url, status: res.statusCode, reason },
       })
     }
-    const length = Number(res.headers['content-length'] ?? 0)
-    if (length > MAX_EVIDENCE_BYTES) {
-      res.body.destroy()
-      throw new ClientError('CLIENT_EVIDENCE_MALFORMED', 'the evidence bundle is too large', { details: { provider: url, length } })
-    }
-    const parts: Buffer[] = []
-    let total = 0
-    for await (const part of res.body) {
-      total += (part as Buffer).length
-      if (total > MAX_EVIDENCE_BYTES) {
-        res.body.destroy()
-        throw new ClientError('CLIENT_EVIDENCE_MALFORMED', 'the evidence bundle is too large', { details: { provider: url } })
-      }
-      parts.push(part as Buffer)
-    }
+    const bytes = await readLimited(res.body, MAX_EVIDENCE_BYTES, {
+      headers: res.headers,
+      tooLarge: (length) =>
+        new ClientError('CLIENT_EVIDENCE_MALFORMED', 'the evidence bundle is too large', { details: { provider: url, ...(length !== undefined ? { length } : {}) } }),
+    })
     try {
-      return JSON.parse(Buffer.concat(parts).toString('utf8'))
+      return JSON.parse(bytes.toString('utf8'))
     } catch (e) {
       throw new ClientError('CLIENT_EVIDENCE_MALFORMED', 'the evidence bundle is not JSON', { cause: e, details: { provider: url } })
     }
@@ -406,10 +395,12 @@ export async function verifyProvider(p: VerifyProviderParameters): Promise<Verif
       if (e instanceof BaseError && e.code === 'ATTESTATION_BINDING_MISMATCH') throw asClientError(e, 'CLIENT_BINDING_MISMATCH', 'the evidence answers another nonce')
       return malformed('binding inputs', e)
     }
-    if (hex(expected) !== hex(td.reportData)) {
-      throw new ClientError('CLIENT_BINDING_MISMATCH', 'REPORTDATA does not bind the presented keys and evidence', {
-        details: { expected: hex(expected), actual: hex(td.reportData) },
-      })
+    try {
+      checkReportDataBinding(td.reportData, expected)
+    } catch (e) {
+      // The library's own message and details (both values, hex): only the code is the client's.
+      if (e instanceof BaseError && e.code === 'ATTESTATION_BINDING_MISMATCH') throw new ClientError('CLIENT_BINDING_MISMATCH', e.shortMessage, { cause: e, details: e.details })
+      throw asClientError(e, 'CLIENT_BINDING_MISMATCH', 'REPORTDATA does not bind the presented keys and evidence')
     }
     report.binding.status = 'bound'
 

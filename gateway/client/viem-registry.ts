@@ -8,12 +8,14 @@
  * names before it answers anything: another chain is CLIENT_REGISTRY_MISMATCH
  * (details.field "chainId"), which the fallback reader (registry.ts) keeps
  * as such rather than calling the registry unavailable — an endpoint on the
- * wrong chain will not recover by waiting.
+ * wrong chain will not recover by waiting. `registryFactoryFor` picks the
+ * options a given policy allows.
  */
 import { createPublicClient, http, type Address, type Hex } from 'viem'
 import type { RegistryReader } from '../../contracts/registry-types.ts'
 import { createRegistryClient } from '../../contracts/client/registry.ts'
 import { ClientError } from './errors.ts'
+import type { ClientPolicy } from './policy.ts'
 import type { RegistryReaderFactory } from './registry.ts'
 
 export interface ViemRegistryFactoryOptions {
@@ -57,4 +59,13 @@ export function viemRegistryFactory(options: ViemRegistryFactoryOptions = {}): R
       checkpointAnchors: async (id: Hex) => (await get()).checkpointAnchors(id),
     }
   }
+}
+
+/**
+ * The factory a command or the proxy uses for `policy`: a registry deployed
+ * against a development root is read only for a policy that itself names a
+ * dev root, so a production policy can never be satisfied by a dev registry.
+ */
+export function registryFactoryFor(policy: ClientPolicy): RegistryReaderFactory {
+  return viemRegistryFactory({ allowDevelopment: policy.quote.trustRoot.kind === 'dev' })
 }
