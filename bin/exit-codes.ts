@@ -43,6 +43,22 @@ export interface Failure {
   readonly mismatches?: readonly PolicyMismatch[]
 }
 
+/** node:util parseArgs' errors (unknown option, missing value): bad arguments, not a failure of the command. */
+export function isArgumentError(e: unknown): e is Error {
+  const code = (e as { code?: unknown } | null)?.code
+  return typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')
+}
+
+/** A bad-arguments failure under the command family's own config code. */
+export function argumentFailure(e: Error, code: string): Failure {
+  return { error: { code, message: e.message, details: {} }, exitCode: EXIT.USAGE }
+}
+
+/** A thrown value that is none of ours: a bug, never a verdict on the evidence. */
+export function internalFailure(e: unknown): Failure {
+  return { error: { code: 'INTERNAL', message: e instanceof Error ? e.message : String(e), details: {} }, exitCode: EXIT.INTERNAL }
+}
+
 /**
  * What a command reports for a thrown value: our typed errors by code and
  * family; node's argument-parser errors as usage; anything else as a bug —
@@ -53,9 +69,6 @@ export function failureOf(e: unknown): Failure {
     return { error: e.toJSON(), exitCode: exitCodeFor(e), ...(e instanceof PolicyError ? { mismatches: e.mismatches } : {}) }
   }
   if (isEnclaveError(e)) return { error: e.toJSON(), exitCode: EXIT.ENCLAVE }
-  const code = (e as { code?: unknown } | null)?.code
-  if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) {
-    return { error: { code: 'ATTESTATION_OPTIONS_INVALID', message: (e as Error).message, details: {} }, exitCode: EXIT.USAGE }
-  }
-  return { error: { code: 'INTERNAL', message: e instanceof Error ? e.message : String(e), details: {} }, exitCode: EXIT.INTERNAL }
+  if (isArgumentError(e)) return argumentFailure(e, 'ATTESTATION_OPTIONS_INVALID')
+  return internalFailure(e)
 }

@@ -1,6 +1,7 @@
 /**
- * File input for the `cgw` commands: every failure to read is a ConfigError
- * (exit code 1), never an uncaught exception.
+ * Input for the `cgw` commands: files, where every failure to read is a
+ * ConfigError (exit code 1), never an uncaught exception; `--at`; and the
+ * stop signal a long-running command (proxy, start) waits for.
  */
 import { readFile } from 'node:fs/promises'
 import { ConfigError } from '../attestation/errors.ts'
@@ -35,4 +36,22 @@ export function instantOption(at: string | undefined): Date {
   const now = at ? new Date(at) : new Date()
   if (Number.isNaN(now.getTime())) throw new ConfigError('ATTESTATION_OPTIONS_INVALID', '--at is not an ISO 8601 time')
   return now
+}
+
+/**
+ * Resolves on the first SIGINT or SIGTERM and stops listening for both then,
+ * so a second one during shutdown is no longer swallowed here (with no
+ * other listener, Node's default applies: exit at once). `signals` is the
+ * emitter to listen on (a test passes its own).
+ */
+export function untilSignal(signals: NodeJS.EventEmitter = process): Promise<void> {
+  return new Promise((resolve) => {
+    const stop = () => {
+      signals.off('SIGINT', stop)
+      signals.off('SIGTERM', stop)
+      resolve()
+    }
+    signals.on('SIGINT', stop)
+    signals.on('SIGTERM', stop)
+  })
 }

@@ -50,20 +50,31 @@ export const COMMON_VERDICTS = {
   accepted: 'ACCEPTED',
 } as const
 
-/** A two-column text table. */
+/** What `Table.close` reads of a report (the client's VerificationReport has these too). */
+export interface ClosingRows {
+  readonly policy: { readonly source: string; readonly mismatches?: readonly unknown[] }
+  readonly error?: { readonly code: string; readonly message: string }
+}
+
+/** A two-column text table; `width` is the key column's (cgw verify's keys are longer). */
 export class Table {
   readonly lines: string[] = []
+  constructor(readonly width = 16) {}
   row(key: string, value: unknown): void {
-    this.lines.push(`${key.padEnd(16)} ${String(value)}`)
+    this.lines.push(`${key.padEnd(this.width)} ${String(value)}`)
+  }
+  /** The table so far, one row a line. */
+  text(): string {
+    return `${this.lines.join('\n')}\n`
   }
   /** The policy, error and mismatch rows every report ends with. */
-  close(r: CommandReport): string {
+  close(r: ClosingRows): string {
     this.row('Policy', r.policy.source)
     if (r.error) this.row('Error', `${r.error.code}: ${r.error.message}`)
     for (const m of (r.policy.mismatches ?? []) as { code: string; field: string; actual: unknown }[]) {
       this.row('  mismatch', `${m.code} (${m.field}: ${JSON.stringify(m.actual)})`)
     }
-    return `${this.lines.join('\n')}\n`
+    return this.text()
   }
 }
 

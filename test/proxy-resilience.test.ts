@@ -4,6 +4,8 @@
  *
  * - stopping: a socket that connected and never sent a request, answers in
  *   flight (they finish), a stream that never ends (cut after the grace);
+ * - a caller that disconnects mid-request: no provider cooled down, no
+ *   refusal recorded, no next provider tried;
  * - a background re-verification that fails (registration revoked): the
  *   provider is not used again on its old verification — the pool fails
  *   over, or the caller gets PROXY_VERIFICATION_FAILED with the reason;
@@ -29,14 +31,16 @@ import type { Address } from 'viem'
 import { runProxy } from '../bin/commands/proxy.ts'
 import type { RegistryReader } from '../contracts/registry-types.ts'
 import { receiptDomain } from '../enclave/receipts.ts'
-import { createClient, relayTarget, type ClientFromFileOptions } from '../gateway/client/client.ts'
+import { createClient, relayTarget, type ClientFromFileOptions, type ClientResponse, type ConfidentialClient, type SendOptions } from '../gateway/client/client.ts'
+import { ClientError } from '../gateway/client/errors.ts'
 import { loadClientPolicy, loadPolicyRoots } from '../gateway/client/policy.ts'
 import { createFallbackRegistryReader } from '../gateway/client/registry.ts'
 import type { VerificationReport } from '../gateway/client/verify.ts'
 import { viemRegistryFactory } from '../gateway/client/viem-registry.ts'
-import { openAuditLog, type AuditFile } from '../gateway/proxy/audit.ts'
+import { openAuditLog, type AuditFile, type AuditLog } from '../gateway/proxy/audit.ts'
 import { parseProxyConfig } from '../gateway/proxy/config.ts'
 import { startProxy, type RunningProxy } from '../gateway/proxy/main.ts'
+import type { ProviderPool } from '../gateway/proxy/pool.ts'
 import { buildProxy } from '../gateway/proxy/server.ts'
 import { startBitFlipRelay } from './helpers/bit-flip-relay.ts'
 import { devPolicyDocument, devWorld, startDevProvider, writePolicy, type DevWorld } from './helpers/dev-provider.ts'
@@ -172,6 +176,73 @@ t.test('a background re-verification that fails stops use of the provider at onc
     reason: 'CLIENT_REGISTRATION_EXPIRED',
   })
   t.equal(a.ohttpRequests(), sentToA, 'no request reached the revoked provider')
+})
+
+t.test('a caller that disconnects cools no provider down and records no refusal', async (t) => {
+  // A client whose send (or whose buffered answer) fails only because the caller's signal was aborted:
+  // exactly what the real client does when the proxy's caller goes away mid-request.
+  const aborted = (signal: AbortSignal | undefined) =>
+    new Promise<never>((_resolve, reject) => {
+      const fail = () => reject(new ClientError('CLIENT_UPSTREAM_FAILED', 'the gateway could not be reached', { details: { reason: 'ABORT_ERR' } }))
+      if (signal?.aborted) fail()
+      else signal?.addEventListener('abort', fail, { once: true })
+    })
+  for (const where of ['send', 'buffered body'] as const) {
+    await t.test(`while in ${where}`, async (t) => {
+      const sent: string[] = []
+      let ended: () => void = () => undefined
+      const over = new Promise<void>((resolve) => (ended = resolve))
+      const client = {
+        send: async (url: string, o: SendOptions): Promise<ClientResponse> => {
+          sent.push(url)
+          if (where === 'send') {
+            try {
+              return await aborted(o.signal)
+            } finally {
+              setImmediate(ended)
+            }
+          }
+          return {
+            status: 200,
+            contentType: 'application/json',
+            content: {
+              async *[Symbol.asyncIterator]() {
+                try {
+                  yield await aborted(o.signal)
+                } finally {
+                  setImmediate(ended)
+                }
+              },
+            },
+            receipt: () => null,
+          } as unknown as ClientResponse
+        },
+      } as unknown as ConfidentialClient
+      const failed: string[] = []
+      const pool: ProviderPool = {
+        models: ['test-model'],
+        candidates: async () => [{ url: 'http://a.invalid' }, { url: 'http://b.invalid' }],
+        failed: (url) => void failed.push(url),
+        succeeded: () => undefined,
+        warm: async () => undefined,
+      }
+      const refusals: unknown[] = []
+      const audit = { file: 'memory', status: () => ({ ok: true }), refusal: (r: unknown) => void refusals.push(r), receipt: async () => undefined } as unknown as AuditLog
+      const config = parseProxyConfig({ policy: 'unused.json', models: { 'test-model': { providers: ['http://a.invalid', 'http://b.invalid'] } }, audit: { file: 'unused.jsonl' }, logLevel: 'silent' })
+      const app = buildProxy({ config, client, pool, audit })
+      t.teardown(() => app.close())
+      const base = await app.listen({ host: '127.0.0.1', port: 0 })
+      const ac = new AbortController()
+      const req = request(`${base}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'test-model', messages: messages('gone') }), signal: ac.signal })
+      req.catch(() => undefined)
+      while (sent.length === 0) await new Promise((resolve) => setTimeout(resolve, 5))
+      ac.abort()
+      await over
+      t.same(sent, ['http://a.invalid'], 'no next provider tried for a caller that is gone')
+      t.same(failed, [], 'no provider cooled down')
+      t.same(refusals, [], 'no refusal on record')
+    })
+  }
 })
 
 t.test('audit file removed: requests refused, /readyz says why, nothing sent', async (t) => {

@@ -28,7 +28,7 @@
  */
 import { parseArgs } from 'node:util'
 import { normalizeProviderUrl, type ConfidentialClient } from '../../gateway/client/client.ts'
-import { ClientError } from '../../gateway/client/errors.ts'
+import { ClientError, codeInBody } from '../../gateway/client/errors.ts'
 import type { VerifiedReceipt } from '../../gateway/client/receipt.ts'
 import { verifyReceiptLogged } from '../../gateway/client/receipt-proof.ts'
 import { reportOf } from '../../gateway/client/verify.ts'
@@ -57,7 +57,7 @@ function deltaOf(event: Uint8Array): string {
   return out
 }
 
-export function renderReceipt(r: VerifiedReceipt): string {
+function renderReceipt(r: VerifiedReceipt): string {
   const f = r.fields
   return [
     '--- receipt (verified) ---',
@@ -155,13 +155,11 @@ export async function runChat(args: string[], io: Io, deps: ClientCommandDeps = 
       }
     }
     if (res.status !== 200) {
-      const text = Buffer.concat(errorBody).toString('utf8')
-      let code = 'UNKNOWN'
-      try {
-        code = String((JSON.parse(text) as { error?: { code?: unknown } }).error?.code ?? 'UNKNOWN')
-      } catch {
-        // keep UNKNOWN
-      }
+      // Only a code-shaped value is printed (the body is the engine's and could say anything); a numeric code stays readable.
+      const code = codeInBody(Buffer.concat(errorBody), (json) => {
+        const c = (json as { error?: { code?: unknown } } | null)?.error?.code
+        return typeof c === 'number' && Number.isSafeInteger(c) ? String(c) : c
+      })
       throw new ClientError(res.status === 429 ? 'CLIENT_UPSTREAM_RATE_LIMITED' : 'CLIENT_UPSTREAM_FAILED', 'the engine answered with an error', { details: { status: res.status, reason: code } })
     }
     const receipt = res.receipt()!

@@ -12,10 +12,11 @@ import { parseArgs } from 'node:util'
 import { loadProxyConfig } from '../../gateway/proxy/config.ts'
 import { startProxy, type RunningProxy } from '../../gateway/proxy/main.ts'
 import { isProxyError } from '../../gateway/proxy/errors.ts'
-import { viemRegistryFactory } from '../../gateway/client/viem-registry.ts'
+import { registryFactoryFor } from '../../gateway/client/viem-registry.ts'
 import { loadClientPolicy } from '../../gateway/client/policy.ts'
 import type { RegistryReaderFactory } from '../../gateway/client/registry.ts'
 import { EXIT } from '../exit-codes.ts'
+import { untilSignal } from '../io.ts'
 import type { Io } from '../cgw.ts'
 import { CLIENT_EXIT, failureOfClient } from './verify.ts'
 
@@ -25,18 +26,6 @@ export interface ProxyCommandDeps {
   readonly registryFactory?: RegistryReaderFactory
   /** Resolves when the proxy should stop (default: SIGINT or SIGTERM). */
   readonly until?: (proxy: RunningProxy) => Promise<void>
-}
-
-function signals(): Promise<void> {
-  return new Promise((resolve) => {
-    const stop = () => {
-      process.off('SIGINT', stop)
-      process.off('SIGTERM', stop)
-      resolve()
-    }
-    process.on('SIGINT', stop)
-    process.on('SIGTERM', stop)
-  })
 }
 
 export async function runProxy(args: string[], io: Io, deps: ProxyCommandDeps = {}): Promise<number> {
@@ -59,12 +48,12 @@ export async function runProxy(args: string[], io: Io, deps: ProxyCommandDeps = 
   let proxy: RunningProxy | undefined
   try {
     const config = await loadProxyConfig(file)
-    // A registry deployed against a dev root is read only for a policy that names a dev root itself.
+    // Read here for the registry factory it allows (registryFactoryFor), and passed on rather than read again.
     const policy = await loadClientPolicy(config.policy)
-    const registryFactory = deps.registryFactory ?? viemRegistryFactory({ allowDevelopment: policy.quote.trustRoot.kind === 'dev' })
-    proxy = await startProxy(config, { client: { registryFactory } })
+    const registryFactory = deps.registryFactory ?? registryFactoryFor(policy)
+    proxy = await startProxy(config, { policy, client: { registryFactory } })
     io.out(`cgw proxy: listening on ${proxy.url} (audit: ${config.audit.file})\n`)
-    await (deps.until ?? signals)(proxy)
+    await (deps.until ?? (() => untilSignal()))(proxy)
     return EXIT.OK
   } catch (e) {
     if (isProxyError(e)) {

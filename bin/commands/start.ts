@@ -11,6 +11,7 @@ import { dirname, join, relative } from 'node:path'
 import { parseArgs } from 'node:util'
 import { startLocalSystem } from '../../deploy/local/system.ts'
 import { EXIT } from '../exit-codes.ts'
+import { untilSignal } from '../io.ts'
 import type { Io } from '../cgw.ts'
 
 const USAGE = `usage: cgw start [--dir DIR] [--proxy-port N] [--gateway-port N] [--log-level info|warn|error]
@@ -94,15 +95,7 @@ export async function runStart(args: string[], io: Io, signals: NodeJS.EventEmit
     ].join('\n'),
   )
 
-  await new Promise<void>((resolve) => {
-    const done = () => {
-      signals.off('SIGINT', done)
-      signals.off('SIGTERM', done)
-      resolve()
-    }
-    signals.on('SIGINT', done)
-    signals.on('SIGTERM', done)
-  })
+  await untilSignal(signals)
   io.out('cgw start: stopping\n')
   await system.stop()
   io.out('cgw start: stopped\n')

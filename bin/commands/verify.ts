@@ -19,18 +19,19 @@ import { parseArgs } from 'node:util'
 import { BASELINE_GPU_POLICY_DOCUMENT, BASELINE_POLICY_DOCUMENT } from '../../attestation/policy/policy.ts'
 import { createClient, type ConfidentialClient } from '../../gateway/client/client.ts'
 import { CLIENT_ERROR_CODES, ClientError, isClientError, type ClientErrorCode } from '../../gateway/client/errors.ts'
-import { loadClientPolicy, loadPolicyRoots, parseClientPolicy, type ClientPolicy } from '../../gateway/client/policy.ts'
+import { loadClientPolicy, loadPolicyRoots, parseClientPolicy, parseCollateral, type ClientPolicy } from '../../gateway/client/policy.ts'
 import type { RegistryReaderFactory } from '../../gateway/client/registry.ts'
 import { reportOf, type VerificationReport } from '../../gateway/client/verify.ts'
-import { viemRegistryFactory } from '../../gateway/client/viem-registry.ts'
-import { EXIT } from '../exit-codes.ts'
+import { registryFactoryFor } from '../../gateway/client/viem-registry.ts'
+import { argumentFailure, EXIT, internalFailure, isArgumentError, type Failure } from '../exit-codes.ts'
+import { Table } from '../report.ts'
 import type { Io } from '../cgw.ts'
 
 /** Exit codes of the client commands (verify, chat), beyond bin/exit-codes.ts. */
 export const CLIENT_EXIT = { ...EXIT, REGISTRY: 7, UNREACHABLE: 8, RESPONSE: 9 } as const
 
 /** The exit code for a client failure. */
-export function clientExitCode(e: unknown): number {
+function clientExitCode(e: unknown): number {
   if (!isClientError(e)) return EXIT.INTERNAL
   const code: ClientErrorCode = e.code
   if (code === 'CLIENT_EVIDENCE_MALFORMED') return EXIT.PARSE
@@ -52,13 +53,15 @@ export function clientExitCode(e: unknown): number {
   }
 }
 
-/** Exit code and JSON-safe error for anything a client command throws. */
-export function failureOfClient(e: unknown): { exitCode: number; error: { code: string; message: string; details: Record<string, unknown> } } {
-  if ((e as { code?: unknown } | null)?.code?.toString().startsWith('ERR_PARSE_ARGS')) {
-    return { exitCode: EXIT.USAGE, error: { code: 'CLIENT_CONFIG_INVALID', message: (e as Error).message, details: {} } }
-  }
+/**
+ * Exit code and JSON-safe error for anything a client command throws:
+ * bin/exit-codes.ts `failureOf` with the client's codes and families in
+ * place of the attestation library's (bad arguments are CLIENT_CONFIG_INVALID).
+ */
+export function failureOfClient(e: unknown): Failure {
+  if (isArgumentError(e)) return argumentFailure(e, 'CLIENT_CONFIG_INVALID')
   if (isClientError(e)) return { exitCode: clientExitCode(e), error: e.toJSON() }
-  return { exitCode: EXIT.INTERNAL, error: { code: 'INTERNAL', message: e instanceof Error ? e.message : String(e), details: {} } }
+  return internalFailure(e)
 }
 
 export interface ClientCommandDeps {
@@ -82,8 +85,7 @@ export async function policyFromArgs(values: { policy?: string; collateral?: str
   if (values.policy !== undefined) {
     const policy = await loadClientPolicy(values.policy)
     if (!collateral) return { policy, source: values.policy }
-    const overridden = parseClientPolicy({ version: 1, quote: BASELINE_POLICY_DOCUMENT, gpu: { required: false }, registry: { required: false }, collateral, maxEvidenceAgeSeconds: 1 }).collateral
-    return { policy: { ...policy, collateral: overridden }, source: values.policy }
+    return { policy: { ...policy, collateral: parseCollateral(collateral) }, source: values.policy }
   }
   if (!collateral) throw new ClientError('CLIENT_CONFIG_INVALID', 'without --policy, give --collateral FILE or --pcs URL')
   const policy = parseClientPolicy({
@@ -102,7 +104,7 @@ export async function clientFromPolicy(policy: ClientPolicy, deps: ClientCommand
   return createClient({
     policy,
     roots: await loadPolicyRoots(policy),
-    ...(policy.registry.required ? { registryFactory: deps.registryFactory ?? viemRegistryFactory({ allowDevelopment: policy.quote.trustRoot.kind === 'dev' }) } : {}),
+    ...(policy.registry.required ? { registryFactory: deps.registryFactory ?? registryFactoryFor(policy) } : {}),
     ...(deps.now ? { now: deps.now } : {}),
   })
 }
@@ -117,68 +119,64 @@ const STAGE_VERDICT: Record<string, string> = {
   registry: 'GENUINE AND ACCEPTED, BUT NOT VOUCHED FOR ON-CHAIN',
 }
 
-function row(lines: string[], key: string, value: unknown): void {
-  lines.push(`${key.padEnd(18)} ${String(value)}`)
-}
+/** Its keys ("Signing address", "Runtime events") are wider than the other commands' tables. */
+const KEY_WIDTH = 18
 
 /** The report as a table. */
 export function renderVerificationReport(r: VerificationReport | undefined, source: string, error?: { code: string; message: string }): string {
-  const lines: string[] = []
+  const table = new Table(KEY_WIDTH)
   if (!r) {
-    row(lines, 'Result', 'NOT RUN')
-    if (error) row(lines, 'Error', `${error.code}: ${error.message}`)
-    row(lines, 'Policy', source)
-    return `${lines.join('\n')}\n`
+    table.row('Result', 'NOT RUN')
+    if (error) table.row('Error', `${error.code}: ${error.message}`)
+    table.row('Policy', source)
+    return table.text()
   }
-  row(lines, 'Provider', r.provider)
-  row(lines, 'Result', r.ok ? 'ACCEPTED' : (STAGE_VERDICT[r.stage] ?? `REJECTED at ${r.stage}`))
-  row(lines, 'Verified at', r.at)
-  row(lines, 'Nonce', r.nonce)
+  table.row('Provider', r.provider)
+  table.row('Result', r.ok ? 'ACCEPTED' : (STAGE_VERDICT[r.stage] ?? `REJECTED at ${r.stage}`))
+  table.row('Verified at', r.at)
+  table.row('Nonce', r.nonce)
   if (r.tdx) {
     const t = r.tdx
-    row(lines, 'TDX', `genuine (DCAP), root ${t.root.kind} ${t.root.fingerprint.slice(0, 16)}…, FMSPC ${t.fmspc}`)
-    row(lines, 'TCB status', `${t.tcbStatus}; advisories: ${t.advisoryIds.length ? t.advisoryIds.join(', ') : 'none'}`)
-    row(lines, 'Collateral', `issued ${t.collateral.issuedAt}, next update ${t.collateral.expiresAt}, TCB eval #${t.collateral.tcbEvaluationDataNumber}`)
-    row(lines, 'Measurements', '')
+    table.row('TDX', `genuine (DCAP), root ${t.root.kind} ${t.root.fingerprint.slice(0, 16)}…, FMSPC ${t.fmspc}`)
+    table.row('TCB status', `${t.tcbStatus}; advisories: ${t.advisoryIds.length ? t.advisoryIds.join(', ') : 'none'}`)
+    table.row('Collateral', `issued ${t.collateral.issuedAt}, next update ${t.collateral.expiresAt}, TCB eval #${t.collateral.tcbEvaluationDataNumber}`)
+    table.row('Measurements', '')
     for (const m of t.measurements) {
       const mark = m.allowListed === 'any' ? '[any: not pinned]' : m.allowListed ? '[allow-listed]' : '[NOT ALLOWED]'
-      row(lines, `  ${m.field}`, `${m.value.slice(0, 24)}…${m.value.slice(-8)} ${mark}`)
+      table.row(`  ${m.field}`, `${m.value.slice(0, 24)}…${m.value.slice(-8)} ${mark}`)
     }
-    row(lines, 'Workload id', t.workloadId)
-    row(lines, 'Event log', t.eventLog)
+    table.row('Workload id', t.workloadId)
+    table.row('Event log', t.eventLog)
     const rt = t.runtimeEvents
-    row(lines, 'Runtime events', rt.events.length === 0 ? rt.status : `${rt.status}: ${rt.events.map((e) => `${e.event} (RTMR${e.imr})`).join(', ')}`)
+    table.row('Runtime events', rt.events.length === 0 ? rt.status : `${rt.status}: ${rt.events.map((e) => `${e.event} (RTMR${e.imr})`).join(', ')}`)
   } else {
-    row(lines, 'TDX', 'not verified')
+    table.row('TDX', 'not verified')
   }
   const g = r.gpu
   if (g.status === 'verified') {
     for (const gpu of g.gpus ?? []) {
-      row(lines, `GPU ${gpu.index}`, `${gpu.arch} driver ${gpu.driverVersion}, VBIOS ${gpu.vbiosVersion}, ${gpu.measurementsMatched} golden values matched, OCSP ${Object.entries(gpu.ocsp).map(([k, v]) => `${v} ${k}`).join(', ')}`)
+      table.row(`GPU ${gpu.index}`, `${gpu.arch} driver ${gpu.driverVersion}, VBIOS ${gpu.vbiosVersion}, ${gpu.measurementsMatched} golden values matched, OCSP ${Object.entries(gpu.ocsp).map(([k, v]) => `${v} ${k}`).join(', ')}`)
     }
   } else {
-    row(lines, 'GPU', g.status === 'not required' ? 'no GPU evidence (the policy says none is required)' : g.status === 'missing' ? 'MISSING (the policy requires GPU evidence)' : 'not verified')
+    table.row('GPU', g.status === 'not required' ? 'no GPU evidence (the policy says none is required)' : g.status === 'missing' ? 'MISSING (the policy requires GPU evidence)' : 'not verified')
   }
-  row(lines, 'Binding', r.binding.status === 'bound' ? 'REPORTDATA binds key config, signing address, GPU evidence, epoch and this nonce' : 'not verified')
+  table.row('Binding', r.binding.status === 'bound' ? 'REPORTDATA binds key config, signing address, GPU evidence, epoch and this nonce' : 'not verified')
   if (r.evidence) {
-    row(lines, 'Key config', `${r.evidence.keyConfigHash} (key id ${r.evidence.keyId})`)
-    row(lines, 'Signing address', r.evidence.signingAddress)
-    row(lines, 'Epoch', `${r.evidence.epoch}, offered until ${r.evidence.epochExpiresAt}`)
+    table.row('Key config', `${r.evidence.keyConfigHash} (key id ${r.evidence.keyId})`)
+    table.row('Signing address', r.evidence.signingAddress)
+    table.row('Epoch', `${r.evidence.epoch}, offered until ${r.evidence.epochExpiresAt}`)
   }
   const reg = r.registry
   if (reg.status === 'registered' && reg.check) {
     const c = reg.check
-    row(lines, 'On-chain', `registered on chain ${c.chainId}, registry ${c.address}`)
-    row(lines, '  enclave', c.record.enclaveId)
-    row(lines, '  record', `epoch ${c.record.epoch}, TCB ${c.record.tcbStatus}, model ${c.record.model}, expires ${new Date(Number(c.record.expiresAt) * 1000).toISOString()}`)
+    table.row('On-chain', `registered on chain ${c.chainId}, registry ${c.address}`)
+    table.row('  enclave', c.record.enclaveId)
+    table.row('  record', `epoch ${c.record.epoch}, TCB ${c.record.tcbStatus}, model ${c.record.model}, expires ${new Date(Number(c.record.expiresAt) * 1000).toISOString()}`)
   } else {
-    row(lines, 'On-chain', reg.status === 'not required' ? 'not checked (the policy names no registry)' : 'not verified')
+    table.row('On-chain', reg.status === 'not required' ? 'not checked (the policy names no registry)' : 'not verified')
   }
-  if (r.validUntil) row(lines, 'Valid until', r.validUntil)
-  row(lines, 'Policy', source)
-  if (r.error) row(lines, 'Error', `${r.error.code}: ${r.error.message}`)
-  for (const m of r.policy.mismatches ?? []) row(lines, '  mismatch', `${m.code} (${m.field}: ${JSON.stringify(m.actual)})`)
-  return `${lines.join('\n')}\n`
+  if (r.validUntil) table.row('Valid until', r.validUntil)
+  return table.close({ policy: { source, mismatches: r.policy.mismatches }, error: r.error })
 }
 
 const USAGE = 'usage: cgw verify <gateway URL> [--policy FILE] [--collateral FILE | --pcs URL] [--json]\n'

@@ -9,12 +9,15 @@
  *
  * Relays go per request from the pool's entries (server.ts), so a provider
  * listed for two models with different relays uses the right one for each.
+ * A caller that already read the policy passes it in (`policy`) rather than
+ * have it read twice.
  */
 import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
-import { createClientFromPolicyFile, type ClientFromFileOptions, type ConfidentialClient } from '../client/client.ts'
+import { createClient, createClientFromPolicyFile, type ClientFromFileOptions, type ConfidentialClient } from '../client/client.ts'
 import { ClientError } from '../client/errors.ts'
+import { loadPolicyRoots, type ClientPolicy } from '../client/policy.ts'
 import { openAuditLog, type AuditLog } from './audit.ts'
 import type { ProxyConfig } from './config.ts'
 import { createProviderPool, type ProviderPool } from './pool.ts'
@@ -23,6 +26,8 @@ import { buildProxy } from './server.ts'
 export interface StartProxyOptions {
   /** Extra client options (registry readers or factory, collateral, clock, transport). */
   readonly client?: ClientFromFileOptions
+  /** `config.policy` already read (a caller that needed it first need not read it twice); default: read here. */
+  readonly policy?: ClientPolicy
   readonly logger?: Logger
   /** Verify the static providers before resolving. Default true. */
   readonly warm?: boolean
@@ -44,7 +49,7 @@ export async function startProxy(config: ProxyConfig, options: StartProxyOptions
   let pool: ProviderPool | undefined
   try {
     const { onVerification, ...clientOptions } = options.client ?? {}
-    client = await createClientFromPolicyFile(config.policy, {
+    const settings: ClientFromFileOptions = {
       // Renew shortly before the end so that no request waits for a verification.
       refreshAheadMs: 60_000,
       ...clientOptions,
@@ -53,7 +58,11 @@ export async function startProxy(config: ProxyConfig, options: StartProxyOptions
         if (!report.ok) pool?.failed(report.provider)
         onVerification?.(report)
       },
-    })
+    }
+    // The same as createClientFromPolicyFile, on the policy the caller read.
+    client = options.policy
+      ? createClient({ ...settings, policy: options.policy, roots: settings.roots ?? (await loadPolicyRoots(options.policy)) })
+      : await createClientFromPolicyFile(config.policy, settings)
     const discovers = [...config.models.values()].some((r) => r.kind === 'discover')
     if (discovers && !client.policy.registry.required && clientOptions.registry === undefined) {
       throw new ClientError('CLIENT_CONFIG_INVALID', 'a model with "discover": true needs a policy that names a registry')

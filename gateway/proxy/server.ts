@@ -15,7 +15,9 @@
  * provider. When none succeeds the caller gets one clear OpenAI-style error
  * (PROXY_VERIFICATION_FAILED with the reason code, PROXY_NO_PROVIDER,
  * PROXY_UPSTREAM_RATE_LIMITED, PROXY_UPSTREAM_FAILED), never a 200 with an
- * empty body.
+ * empty body. A caller that disconnects ends the attempts there
+ * (PROXY_CLIENT_CLOSED in the log): that is no provider's fault, so none is
+ * cooled down or recorded as refused for it.
  *
  * Streams: each decrypted SSE event is forwarded as it verifies; the
  * engine's `data: [DONE]` is held back until the receipt has checked out,
@@ -47,7 +49,7 @@ import { timingSafeEqual } from 'node:crypto'
 import Fastify, { LogController, type FastifyInstance, type FastifyPluginAsync, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import type { ClientResponse, ConfidentialClient } from '../client/client.ts'
-import { isClientError, type ClientError } from '../client/errors.ts'
+import { codeInBody, isClientError, type ClientError } from '../client/errors.ts'
 import { createGatewayLogger } from '../plugins/logging.ts'
 import type { AuditLog } from './audit.ts'
 import { apiKeyHash, type ProxyConfig } from './config.ts'
@@ -145,8 +147,28 @@ function kindOf(e: ClientError): AttemptKind {
   }
 }
 
+/** A failed attempt as the final error will weigh it. */
+interface Attempt {
+  readonly kind: AttemptKind
+  readonly reason: string
+  readonly retryAfter?: string
+}
+
+/**
+ * What a send that failed says about its provider: the client code for a
+ * verification or a rejected answer, the provider's own code (when it gave
+ * a usable one) for a gateway that failed or rate-limited, and a Retry-After
+ * only when it is a plain number of seconds.
+ */
+function attemptOf(e: ClientError): Attempt {
+  const kind = kindOf(e)
+  const reason = kind === 'verification' || kind === 'response' ? e.code : typeof e.details.reason === 'string' && e.details.reason !== 'UNKNOWN' ? e.details.reason : e.code
+  const retryAfter = typeof e.details.retryAfter === 'string' && /^[0-9]{1,6}$/.test(e.details.retryAfter) ? e.details.retryAfter : undefined
+  return { kind, reason, ...(retryAfter ? { retryAfter } : {}) }
+}
+
 /** The one error a caller gets when every attempt failed. */
-function finalError(attempts: readonly { kind: AttemptKind; reason: string; retryAfter?: string }[]): ProxyError {
+function finalError(attempts: readonly Attempt[]): ProxyError {
   const first = (k: AttemptKind) => attempts.find((a) => a.kind === k)
   if (attempts.every((a) => a.kind === 'verification')) return new ProxyError('PROXY_VERIFICATION_FAILED', { reason: attempts[0]!.reason })
   const others = attempts.filter((a) => a.kind !== 'verification')
@@ -159,13 +181,9 @@ function finalError(attempts: readonly { kind: AttemptKind; reason: string; retr
   return new ProxyError('PROXY_UPSTREAM_FAILED', { reason: (first('upstream') ?? others[0]!).reason })
 }
 
+/** The engine's sanitized code in an OpenAI error body (`error.code`), or 'UNKNOWN': never body text. */
 function innerCode(body: Buffer): string {
-  try {
-    const code = (JSON.parse(body.toString('utf8')) as { error?: { code?: unknown } }).error?.code
-    return typeof code === 'string' && /^[A-Za-z0-9_.-]{1,64}$/.test(code) ? code : 'UNKNOWN'
-  } catch {
-    return 'UNKNOWN'
-  }
+  return codeInBody(body, (json) => (json as { error?: { code?: unknown } } | null)?.error?.code)
 }
 
 interface RouteOptions {
@@ -216,7 +234,7 @@ const openAiRoutes: FastifyPluginAsync<RouteOptions> = async (app, { config, cli
       reply.raw.on('close', () => {
         if (!reply.raw.writableFinished) ac.abort()
       })
-      const attempts: { kind: AttemptKind; reason: string; retryAfter?: string }[] = []
+      const attempts: Attempt[] = []
       for (const { url, relay } of candidates) {
         request.proxyProvider = url
         let res: ClientResponse
@@ -224,13 +242,12 @@ const openAiRoutes: FastifyPluginAsync<RouteOptions> = async (app, { config, cli
           res = await client.send(url, { path, body: raw, model, signal: ac.signal, ...(relay !== undefined ? { relay } : {}) })
         } catch (e) {
           if (!isClientError(e)) throw e
-          const kind = kindOf(e)
-          const reason = kind === 'verification' || kind === 'response' ? e.code : typeof e.details.reason === 'string' && e.details.reason !== 'UNKNOWN' ? e.details.reason : e.code
-          const retryAfter = typeof e.details.retryAfter === 'string' && /^[0-9]{1,6}$/.test(e.details.retryAfter) ? e.details.retryAfter : undefined
-          attempts.push({ kind, reason, ...(retryAfter ? { retryAfter } : {}) })
-          audit?.refusal({ provider: url, path, code: e.code, reason })
+          // The caller went away: not the provider's fault (nothing cooled down, no refusal on record), and no next provider.
+          if (ac.signal.aborted) throw new ProxyError('PROXY_CLIENT_CLOSED')
+          const attempt = attemptOf(e)
+          attempts.push(attempt)
+          audit?.refusal({ provider: url, path, code: e.code, reason: attempt.reason })
           pool.failed(url)
-          if (ac.signal.aborted) break
           continue
         }
         const streamed = /^text\/event-stream\b/i.test(res.contentType) && res.status >= 200 && res.status < 300
@@ -248,6 +265,9 @@ const openAiRoutes: FastifyPluginAsync<RouteOptions> = async (app, { config, cli
           } catch (e) {
             if (e instanceof ProxyError) throw e
             if (!isClientError(e)) throw e
+            // As above: a caller that went away says nothing about the provider.
+            if (ac.signal.aborted) throw new ProxyError('PROXY_CLIENT_CLOSED')
+            // The client code, not details.reason as attemptOf gives: what callers and the audit file have always seen here.
             attempts.push({ kind: kindOf(e), reason: e.code })
             audit?.refusal({ provider: url, path, code: e.code })
             pool.failed(url)
