@@ -40,7 +40,7 @@
 import { access, mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ConfigError } from '../attestation/errors.ts'
-import { createDevGpu, createDevGpuRootCa, createDevQuoteSigner, createDevRootCa, DEV_FMSPC } from '../attestation/dev/index.ts'
+import { createDevCcel, createDevGpu, createDevGpuRootCa, createDevQuoteSigner, createDevRootCa, DEV_FMSPC } from '../attestation/dev/index.ts'
 import { createEnclave, type CreateEnclaveOptions } from './enclave.ts'
 import { EnclaveError } from './errors.ts'
 import { createHttpEngine, HTTP_ENGINE_DEFAULTS } from './engines/http.ts'
@@ -55,7 +55,7 @@ import { createDevEventLogProvider, createDevQuoteProvider } from './quote-provi
 import type { Enclave } from './types.ts'
 import { openGatewayLog, type GatewayLog } from './log/index.ts'
 import { readdir, readFile } from 'node:fs/promises'
-import { parseGpuPolicy } from '../attestation/policy/policy.ts'
+import { parseGpuPolicy, type GpuPolicy } from '../attestation/policy/policy.ts'
 import { createFileEventStore, createMemoryEventStore, createMemoryRtmrs, createTsmMrExtender, type RtmrExtender, type RuntimeEventStore } from './quote-providers/rtmr-extend.ts'
 import { ccelBase, emitGatewayStart, measureGatewayStart, resolveRelease } from './quote-providers/runtime-measurement.ts'
 import { createDstackProviders } from './quote-providers/dstack.ts'
@@ -178,6 +178,14 @@ export async function createEnclaveFromConfig(
     if (collateralSection.rootCaCrlUrl !== undefined && typeof collateralSection.rootCaCrlUrl !== 'string') bad('enclave.collateral.rootCaCrlUrl', 'expected a URL')
     if (tee === 'dev') bad('enclave.collateral', 'the development TEE signs its own collateral')
   }
+  // The log's shape is checked here, before RTMR3 is extended with the config
+  // hash: a typo found after measuring would leave this boot's RTMR3 bound to
+  // a config that never ran, and the fixed config would then conflict with it.
+  const logSection = section.log as Record<string, unknown> | undefined
+  if (logSection !== undefined) {
+    if (typeof logSection !== 'object' || logSection === null || typeof logSection.dir !== 'string') bad('enclave.log', 'expected { "dir": "<data directory of the attestation log>" }')
+    only(logSection, ['dir'], 'enclave.log')
+  }
   if (section.log !== undefined && tee !== 'dev' && collateralSection === undefined) {
     bad('enclave.collateral', 'a real TD with an attestation log needs { "pcsUrl": ... } to archive the collateral of its quotes')
   }
@@ -185,6 +193,7 @@ export async function createEnclaveFromConfig(
   if (chain !== undefined && section.log === undefined) bad('enclave.log', 'a gateway on a chain needs the attestation log: its key is the enclave id on-chain')
   // Checked before anything touches the system: a real TD with a GPU must say how the GPU is verified.
   const readyState = section.gpuReadyState as Record<string, unknown> | undefined
+  let gpuPolicy: GpuPolicy | undefined
   if (readyState !== undefined || (tee !== 'dev' && gpuKind !== 'none')) {
     if (typeof readyState !== 'object' || readyState === null) bad('enclave.gpuReadyState', 'a real TD with a GPU needs { "policy": <gpu policy>, "rimsDir"?: dir } to verify the GPU before setting its ready state')
     if (gpuKind !== 'nvml' && gpuKind !== 'nvattest') bad('enclave.gpuReadyState', 'only with a real GPU provider ("nvml" or "nvattest")')
@@ -192,7 +201,7 @@ export async function createEnclaveFromConfig(
     if (readyState.allowAlreadyReady !== undefined && typeof readyState.allowAlreadyReady !== 'boolean') bad('enclave.gpuReadyState.allowAlreadyReady', 'expected true or false')
     if (readyState.command !== undefined && typeof readyState.command !== 'string') bad('enclave.gpuReadyState.command', 'expected a program path')
     if (readyState.rimsDir !== undefined && typeof readyState.rimsDir !== 'string') bad('enclave.gpuReadyState.rimsDir', 'expected a directory of RIM XML files')
-    parseGpuPolicy(readyState.policy)
+    gpuPolicy = parseGpuPolicy(readyState.policy)
   }
 
   const at = now()
@@ -202,7 +211,8 @@ export async function createEnclaveFromConfig(
   let collateralSource: Pick<PcsClient, 'getCollateral'> | undefined
   // Runtime measurement (deploy/README.md "Measurements"): where RTMR3 is extended and its log kept.
   let extender: RtmrExtender
-  let store: RuntimeEventStore
+  // Not for "dstack": the agent keeps the runtime log (emitGatewayStart), so no store is made there.
+  let store: RuntimeEventStore | undefined
   let base: Uint8Array[] | undefined
   // "dstack": quotes, RTMR3 and the runtime log through dstack's guest agent (quote-providers/dstack.ts).
   const dstack = tee === 'dstack' ? createDstackProviders() : undefined
@@ -210,7 +220,6 @@ export async function createEnclaveFromConfig(
     quotes = dstack.quotes
     eventLog = createCcelEventLogProvider()
     extender = dstack.extender
-    store = createMemoryEventStore()
   } else if (tee === 'tdx') {
     try {
       // TSM_REPORT_PATH is relative to a root prefix: check it under "/", not under the working directory.
@@ -237,9 +246,11 @@ export async function createEnclaveFromConfig(
     base = await ccelBase(eventLog)
   } else {
     const ca = devRoots?.tdx ?? createDevRootCa({ now: at })
-    // The dev TD's firmware log (attestation/dev/ccel.ts): its registers start where that log replays to, as a real TD's do.
-    eventLog = createDevEventLogProvider()
-    base = await ccelBase(eventLog)
+    // The dev TD's firmware log (attestation/dev/ccel.ts): its registers start where that log replays to, as a
+    // real TD's do. The generator already replayed the log it wrote (with the verifier's parser): no second parse.
+    const ccel = createDevCcel()
+    eventLog = createDevEventLogProvider({ ccel })
+    base = ccel.rtmrs
     const rtmrs = createMemoryRtmrs(base)
     extender = rtmrs.extender
     store = createMemoryEventStore()
@@ -277,14 +288,15 @@ export async function createEnclaveFromConfig(
   }
 
   let gate: GpuReadyGate | undefined
-  if (readyState !== undefined && gpu !== null) {
+  // With gpuReadyState, gpuPolicy was parsed and gpuKind is "nvml" or "nvattest" (both checked above): gpu is set.
+  if (readyState !== undefined) {
     const rims: string[] = []
     if (typeof readyState.rimsDir === 'string') {
       for (const f of (await readdir(readyState.rimsDir)).filter((n) => n.endsWith('.xml')).sort()) rims.push(await readFile(join(readyState.rimsDir, f), 'utf8'))
     }
     gate = createGpuReadyGate({
-      provider: gpu,
-      policy: parseGpuPolicy(readyState.policy),
+      provider: gpu!,
+      policy: gpuPolicy!,
       rims,
       ...(typeof readyState.command === 'string' ? { command: readyState.command } : {}),
       ...(readyState.allowAlreadyReady === true ? { allowAlreadyReady: true } : {}),
@@ -303,17 +315,15 @@ export async function createEnclaveFromConfig(
     })
     eventLog = { read: () => firmwareLog.read(), runtimeEvents: () => dstack.runtimeEvents() }
   } else {
-    const { measurer } = await measureGatewayStart({ extender, store, base, releaseHash: release.releaseHash, config: _config ?? { enclave: section } })
+    // store is set on "tdx" and "dev" (above); only "dstack" has none.
+    const { measurer } = await measureGatewayStart({ extender, store: store!, base, releaseHash: release.releaseHash, config: _config ?? { enclave: section } })
     eventLog = { read: () => firmwareLog.read(), runtimeEvents: () => measurer.events() }
   }
 
   // The attestation log (enclave/log): `"log": { "dir": "<dataDir>" }`; a fresh log key and log per process.
   let attestationLog: GatewayLog | null = null
-  if (section.log !== undefined) {
-    const l = section.log as Record<string, unknown>
-    if (typeof l !== 'object' || l === null || typeof l.dir !== 'string') bad('enclave.log', 'expected { "dir": "<data directory of the attestation log>" }')
-    only(l, ['dir'], 'enclave.log')
-    attestationLog = await openGatewayLog({ dataDir: l.dir as string, now: () => now().getTime(), ...(onError ? { onError } : {}) })
+  if (logSection !== undefined) {
+    attestationLog = await openGatewayLog({ dataDir: logSection.dir as string, now: () => now().getTime(), ...(onError ? { onError } : {}) })
   }
   const log = attestationLog
   const archive = collateralSource

@@ -156,7 +156,14 @@ t.test('tee "dstack" in the config: a real TD (release required, no socket here:
   const bytes = encodeReleaseManifest(createReleaseManifest({ name: 'confidential-gateway', packageVersion: '0.1.0', external: {}, files }))
   await writeFile(join(release, 'release.json'), bytes)
   t.ok(releaseHash(bytes).length === 48)
-  const noAgent = await createEnclaveFromConfig({ tee: 'dstack', engine, release }).then(() => undefined, (x: unknown) => x)
+  // The configured release must be what runs: this test file is not in it.
+  const notRunning = await createEnclaveFromConfig({ tee: 'dstack', engine, release }).then(() => undefined, (x: unknown) => x)
+  t.same((notRunning as { details: unknown }).details, { step: 'runtime-measurement', code: 'RELEASE_FILE_MISMATCH' }, 'the running entry is not in the configured release')
+  // Run "from" the release (its entry file), as the image does.
+  const entry = process.argv[1]!
+  process.argv[1] = join(release, 'cgw.mjs')
+  t.teardown(() => void (process.argv[1] = entry))
+  const noAgent = await createEnclaveFromConfig({ tee: 'dstack', engine, release }).then(() => undefined, (x: unknown) => x).finally(() => void (process.argv[1] = entry))
   t.equal(codeOf(noAgent), 'ENCLAVE_EVIDENCE_UNAVAILABLE')
   t.same((noAgent as { details: unknown }).details, { step: 'runtime-measurement', code: 'ENCLAVE_RTMR_UNAVAILABLE' }, 'no /var/run/dstack.sock here')
   t.equal(codeOf(await createEnclaveFromConfig({ tee: 'dstack', engine, gpu: 'nvml' }).then(() => undefined, (x: unknown) => x)), 'ATTESTATION_OPTIONS_INVALID', 'a GPU needs the ready-state gate here too')

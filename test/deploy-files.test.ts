@@ -29,7 +29,7 @@ import { parseGpuPolicy } from '../attestation/policy/policy.ts'
 import { appCompose } from '../deploy/dstack/app-compose.ts'
 import { computeMeasurement, devReference, pinComposeImages, DSTACK_COMPOSE_HASH_EVENT } from '../deploy/measure/measure.ts'
 import { UNRELEASED_RELEASE_HASH } from '../deploy/release/manifest.ts'
-import { runtimeEventDigest } from '../attestation/eventlog/runtime-events.ts'
+import { createRuntimeEvent, replayRuntimeEvents, runtimeEventDigest } from '../attestation/eventlog/runtime-events.ts'
 import { decodeInitdataAnnotation, initdataToml, INITDATA_ANNOTATION } from '../deploy/k8s/initdata.ts'
 import { checkAgentPolicy, parseInitdata } from '../deploy/measure/initdata.ts'
 import { codeOf, thrown } from './helpers/errors.ts'
@@ -123,21 +123,33 @@ t.test('cgw measure on the dstack deployment: placeholders refused; pinned image
   const bytes = new TextEncoder().encode(appCompose(pinned))
   t.not(appCompose(pinned), app)
   const config = parseGatewayConfig(JSON.parse(await read('deploy/dstack/gateway.json')))
-  const m = computeMeasurement({
+  // A dstack reference boot: the agent's own events precede the gateway's, its compose-hash among them.
+  const referenceCompose = new Uint8Array(createHash('sha256').update('the reference boot\'s app-compose.json').digest())
+  const appId = createRuntimeEvent(3, 'app-id', new Uint8Array(20).fill(7))
+  const reference = { ...devReference(), priorEvents: [appId, createRuntimeEvent(3, DSTACK_COMPOSE_HASH_EVENT, referenceCompose)] }
+  const input = {
     config,
     configProvenance: {},
     releaseHash: UNRELEASED_RELEASE_HASH,
     releaseProvenance: {},
-    reference: devReference(),
+    reference,
     compose: { fileName: 'app-compose.json', bytes, imageDigests: { 'confidential-gateway': DIGEST('gateway') } },
-    trustRoot: 'intel',
-  })
+    trustRoot: 'intel' as const,
+  }
+  const m = computeMeasurement(input)
   const composeHash = createHash('sha256').update(bytes).digest()
+  const composeEvent = createRuntimeEvent(3, DSTACK_COMPOSE_HASH_EVENT, new Uint8Array(composeHash))
+  t.equal(m.expected.rtmr3, Buffer.from(replayRuntimeEvents([appId, composeEvent, ...m.runtimeEvents.slice(1)], reference.base)[3]!).toString('hex'), 'RTMR3: the reference\'s events, this deployment\'s compose-hash in place of its own, then the gateway\'s')
   t.same(m.runtimeEvents.map((e) => e.event), [DSTACK_COMPOSE_HASH_EVENT, 'cgw-release', 'cgw-config'])
   t.equal(m.runtimeEvents[0]!.payload, composeHash.toString('hex'), 'compose-hash payload: SHA-256 of app-compose.json')
   t.equal(m.runtimeEvents[0]!.digest, Buffer.from(runtimeEventDigest('compose-hash', composeHash)).toString('hex'))
   t.equal(m.quotePolicy.tdx.requiredEvents!.length, 3, 'the policy requires the compose-hash and both gateway events')
   t.match(m.quotePolicy.gpu, { trustRoot: 'nvidia', count: 1 }, 'the GPU section comes from the config\'s gate policy')
+
+  // A reference without dstack's compose-hash (the dev TEE's): RTMR3 could not include the compose, so no document.
+  const refused = thrown(() => computeMeasurement({ ...input, reference: devReference() }))
+  t.equal(codeOf(refused), 'MEASURE_REFERENCE_INCOMPLETE', '--compose needs a dstack reference boot')
+  t.same((refused as { details?: unknown }).details, { missing: DSTACK_COMPOSE_HASH_EVENT })
 })
 
 t.test('Kubernetes manifests: every document validates; replicas are CVMs with GPUs; loopback engine', async (t) => {

@@ -20,7 +20,6 @@ import {
   gatewayStartEvents,
   parseRuntimeEvents,
   replayRuntimeEvents,
-  requireRuntimeEvents,
   runtimeEventDigest,
   RUNTIME_EVENT_TYPE,
   verifyEvidenceEvents,
@@ -124,13 +123,38 @@ t.test('verifyEvidenceEvents: the CCEL for boot, runtime events on top; RTMR3 is
   t.equal(verifyEvidenceEvents(null, [], quote, [0, 3]), null, 'nothing to compare')
 })
 
-t.test('requireRuntimeEvents reports every missing event as a policy mismatch', async (t) => {
+t.test('a policy\'s requiredEvents report every missing runtime event as a policy mismatch (validateQuote)', async (t) => {
+  const { signDevCollateral } = await import('../attestation/dev/index.ts')
+  const { trustedRootFromDer } = await import('../attestation/roots/trust-root.ts')
+  const { verifyQuote } = await import('../attestation/tdx/verify/verify-quote.ts')
+  const { validateQuote } = await import('../attestation/tdx/validate/validate-quote.ts')
+  const { BASELINE_POLICY_DOCUMENT, parsePolicy } = await import('../attestation/policy/policy.ts')
+  const NOW = new Date('2026-11-01T00:00:00Z')
+  const ca = createDevRootCa({ now: NOW, seed: new Uint8Array(32).fill(5) })
+  const signer = createDevQuoteSigner(ca, { fmspc: DEV_FMSPC, now: NOW })
+  const collateral = signDevCollateral(ca, { fmspc: DEV_FMSPC, now: NOW, platform: signer.platform })
   const events = gatewayStartEvents({ releaseHash: RELEASE, configHash: CONFIG })
-  const other = gatewayStartEvents({ releaseHash: sha384(Buffer.from('other release')), configHash: CONFIG })
-  t.doesNotThrow(() => requireRuntimeEvents(events, events))
-  const e = thrown(() => requireRuntimeEvents(events, other))
-  t.ok(e instanceof PolicyError)
-  t.same((e as PolicyError).mismatches.map((m) => m.code), ['POLICY_RUNTIME_EVENT_MISSING'])
+  const rtmrs = replayRuntimeEvents(events)
+  const quote = signer.signQuote({ rtmrs, reportData: new Uint8Array(64) })
+  const v = verifyQuote(quote, collateral, { now: new Date('2026-11-02T00:00:00Z'), trustedRoot: trustedRootFromDer('dev', ca.rootCertificateDer, ca.rootFingerprint) })
+  const bound = verifyEvidenceEvents(null, events, rtmrs, [3])!.events
+  const policy = (required: readonly RuntimeEvent[]) => {
+    const d = structuredClone(BASELINE_POLICY_DOCUMENT)
+    d.trustRoot = { dev: ca.rootFingerprint }
+    d.tdx.requiredEvents = required.map((e) => ({ rtmr: e.imr, digest: e.digest, description: e.event }))
+    return parsePolicy(d)
+  }
+  const missing = (required: readonly RuntimeEvent[]) => {
+    const e = thrown(() => validateQuote(v, policy(required), { events: bound }))
+    t.ok(e instanceof PolicyError)
+    return (e as PolicyError).mismatches.map((m) => [m.code, (m.expected as { description: string }).description])
+  }
+  t.equal(validateQuote(v, policy(events), { events: bound }).accepted, true, 'the events the quote was extended with')
+  const otherRelease = gatewayStartEvents({ releaseHash: sha384(Buffer.from('other release')), configHash: CONFIG })
+  t.same(missing(otherRelease), [['POLICY_REQUIRED_EVENT_MISSING', 'cgw-release']], 'another release')
+  const otherBoth = gatewayStartEvents({ releaseHash: sha384(Buffer.from('other release')), configHash: sha384(Buffer.from('other config')) })
+  t.same(missing(otherBoth), [['POLICY_REQUIRED_EVENT_MISSING', 'cgw-release'], ['POLICY_REQUIRED_EVENT_MISSING', 'cgw-config']], 'every missing event at once')
+  t.same((thrown(() => validateQuote(v, policy(events))) as PolicyError).mismatches.map((m) => m.code), ['POLICY_EVENT_LOG_MISSING'], 'no bound events: nothing to find them in')
 })
 
 t.test('config hash: canonical JSON, secrets removed', async (t) => {
@@ -279,6 +303,14 @@ t.test('enclave config: fail closed before touching the system', async (t) => {
   t.equal(codeOf(await codeFrom(createEnclaveFromConfig({ tee: 'tdx', engine, gpu: 'nvml', gpuReadyState: { policy: gpuPolicy, extra: 1 } }))), 'ATTESTATION_OPTIONS_INVALID')
   t.equal(codeOf(await codeFrom(createEnclaveFromConfig({ tee: 'dev', engine, release: 7 }))), 'ATTESTATION_OPTIONS_INVALID')
 
+  // The log section is checked before anything is measured: on this machine (no configfs-tsm) a real-TDX
+  // config with a malformed log fails on the log, not later on the missing quote provider.
+  const collateral = { pcsUrl: 'https://pccs.invalid' }
+  for (const log of [{ dir: '/tmp/x', typo: 1 }, { dir: 7 }, 'dir']) {
+    const e = await codeFrom(createEnclaveFromConfig({ tee: 'tdx', engine, collateral, log }))
+    t.equal(codeOf(e), 'ATTESTATION_OPTIONS_INVALID', `log ${JSON.stringify(log)} refused before touching the system`)
+    t.match((e as { details?: { path?: string } }).details?.path, /^enclave\.log/)
+  }
   const missing = await codeFrom(createEnclaveFromConfig({ tee: 'dev', engine, release: '/nonexistent/release' }))
   t.equal(codeOf(missing), 'ENCLAVE_EVIDENCE_UNAVAILABLE')
   t.same((missing as { details: unknown }).details, { step: 'runtime-measurement', code: 'RELEASE_MANIFEST_MISSING' }, 'a configured release that is not there')
@@ -292,6 +324,36 @@ t.test('enclave config: fail closed before touching the system', async (t) => {
   const code = await runGateway(['--config', file], { out: () => {}, err: (s) => void (err += s) })
   t.equal(code, 6)
   t.match(err, /ENCLAVE_QUOTE_PROVIDER_UNAVAILABLE/, 'the code names the missing provider')
+})
+
+t.test('a configured release directory must hold the running entry on a real TD', async (t) => {
+  const { resolveRelease } = await import('../enclave/quote-providers/runtime-measurement.ts')
+  const { createReleaseManifest, encodeReleaseManifest, releaseHash } = await import('../deploy/release/manifest.ts')
+  const { mkdir, writeFile } = await import('node:fs/promises')
+  const dir = await mkdtemp(join(tmpdir(), 'cgw-release-entry-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const release = join(dir, 'release')
+  await mkdir(release)
+  const files = [{ path: 'cgw.mjs', mode: '0755' as const, bytes: new TextEncoder().encode('#!/usr/bin/env node\n// fixture\n') }]
+  for (const f of files) await writeFile(join(release, f.path), f.bytes, { mode: 0o755 })
+  const manifest = encodeReleaseManifest(createReleaseManifest({ name: 'confidential-gateway', packageVersion: '0.1.0', external: {}, files }))
+  await writeFile(join(release, 'release.json'), manifest)
+  // An unlisted file inside the release directory, and an entry elsewhere.
+  await writeFile(join(release, 'other.mjs'), '// not released\n')
+  await writeFile(join(dir, 'cgw.mjs'), '// outside\n')
+
+  const ok = await resolveRelease({ tee: 'tdx', dir: release, entry: join(release, 'cgw.mjs') })
+  t.equal(h(ok.releaseHash), h(releaseHash(manifest)), 'the entry is a released file of the directory')
+  const mismatch = async (entry: string) => {
+    const e = await resolveRelease({ tee: 'tdx', dir: release, entry }).then(() => undefined, (x: unknown) => x)
+    t.equal(codeOf(e), 'ENCLAVE_EVIDENCE_UNAVAILABLE')
+    t.same((e as { details: unknown }).details, { step: 'runtime-measurement', code: 'RELEASE_FILE_MISMATCH' }, entry)
+  }
+  await mismatch(join(dir, 'cgw.mjs'))
+  await mismatch(join(release, 'other.mjs'))
+  await mismatch(join(tmpdir(), 'somewhere', 'cgw.mjs'))
+  // The dev TEE may name a release it does not run (tests, `cgw start` from a checkout).
+  t.equal(h((await resolveRelease({ tee: 'dev', dir: release, entry: join(dir, 'cgw.mjs') })).releaseHash), h(releaseHash(manifest)))
 })
 
 t.test('every code the deploy error classes throw is in its registry', async (t) => {

@@ -32,6 +32,34 @@ function isExtended(event: CcEvent): boolean {
 }
 
 /**
+ * One extension, TDG.MR.RTMR.EXTEND: SHA-384(register ‖ digest), a new
+ * 48-byte value. The one place the rule is written: the CCEL replay, the
+ * runtime event replay and the enclave's extenders all use it. Callers
+ * check the lengths (each reports a wrong one with its own error).
+ */
+export function extendRtmr(register: Uint8Array, digest: Uint8Array): Uint8Array<ArrayBuffer> {
+  return new Uint8Array(createHash('sha384').update(register).update(digest).digest())
+}
+
+/**
+ * The extended events (EV_NO_ACTION left out) of the registers in `rtmrs`,
+ * in log order: what a matching replay of those registers vouches for.
+ */
+export function extendedEvents(events: readonly CcEvent[], rtmrs: readonly number[]): CcEvent[] {
+  return events.filter((e) => isExtended(e) && e.rtmr !== null && rtmrs.includes(e.rtmr))
+}
+
+/**
+ * Refuse anything but RTMR0..3 as four 48-byte values (ConfigError
+ * ATTESTATION_OPTIONS_INVALID naming `what`).
+ */
+export function checkRtmrValues(rtmrs: readonly Uint8Array[], what: string): void {
+  if (rtmrs.length !== RTMR_COUNT || rtmrs.some((r) => !(r instanceof Uint8Array) || r.length !== RTMR_LENGTH)) {
+    throw new ConfigError('ATTESTATION_OPTIONS_INVALID', `${what} must be ${RTMR_COUNT} values of ${RTMR_LENGTH} bytes`)
+  }
+}
+
+/**
  * Replay the SHA-384 digests of `events`, in order, into the four RTMRs:
  * each starts as 48 zero bytes and `RTMR[i] = SHA-384(RTMR[i] || digest)`
  * (TDG.MR.RTMR.EXTEND). EV_NO_ACTION events are skipped, as firmware never
@@ -54,7 +82,7 @@ export function replayRtmrs(events: readonly CcEvent[]): Uint8Array[] {
     const digest = event.digests.get(TPM_ALG_SHA384)
     if (digest === undefined) throw fail(`event ${event.index} extends RTMR${event.rtmr} but has no SHA-384 digest`)
     if (digest.length !== RTMR_LENGTH) throw fail(`event ${event.index} has a ${digest.length}-byte SHA-384 digest`)
-    rtmrs[event.rtmr] = createHash('sha384').update(rtmrs[event.rtmr]!).update(digest).digest()
+    rtmrs[event.rtmr] = extendRtmr(rtmrs[event.rtmr]!, digest)
   }
   return rtmrs
 }
@@ -89,9 +117,20 @@ export function verifyRtmrs(
   quoteRtmrs: readonly Uint8Array[],
   options: VerifyRtmrsOptions = {},
 ): readonly CcEvent[] {
-  if (quoteRtmrs.length !== RTMR_COUNT || quoteRtmrs.some((r) => r.length !== RTMR_LENGTH)) {
-    throw new ConfigError('ATTESTATION_OPTIONS_INVALID', `quoteRtmrs must be ${RTMR_COUNT} values of ${RTMR_LENGTH} bytes`)
-  }
+  return verifyRtmrsReplay(events, quoteRtmrs, options).events
+}
+
+/**
+ * {@link verifyRtmrs}, also returning the replay it compared (all four
+ * registers, as {@link replayRtmrs}), for a caller that needs both without
+ * replaying the log twice.
+ */
+export function verifyRtmrsReplay(
+  events: readonly CcEvent[],
+  quoteRtmrs: readonly Uint8Array[],
+  options: VerifyRtmrsOptions = {},
+): { readonly events: readonly CcEvent[]; readonly rtmrs: Uint8Array[] } {
+  checkRtmrValues(quoteRtmrs, 'quoteRtmrs')
   const compared = options.rtmrs ?? ALL_RTMRS
   if (compared.length === 0 || compared.some((i) => !ALL_RTMRS.includes(i))) {
     throw new ConfigError('ATTESTATION_OPTIONS_INVALID', 'options.rtmrs must name at least one RTMR index in 0..3')
@@ -107,5 +146,5 @@ export function verifyRtmrs(
       })
     }
   }
-  return events.filter((e) => isExtended(e) && e.rtmr !== null && compared.includes(e.rtmr))
+  return { events: extendedEvents(events, compared), rtmrs: replayed }
 }

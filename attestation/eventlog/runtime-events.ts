@@ -32,10 +32,10 @@
  * Verification only: parsing, hashing, replay, comparison. No I/O.
  */
 import { createHash } from 'node:crypto'
-import { ConfigError, ParseError, PolicyError, VerificationError, type PolicyMismatch } from '../errors.ts'
+import { ConfigError, ParseError, VerificationError } from '../errors.ts'
 import { hex } from '../bytes/hex.ts'
-import { EV_NO_ACTION, TPM_ALG_SHA384, type CcEvent, type RtmrIndex } from './event-log.ts'
-import { replayRtmrs, RTMR_COUNT, RTMR_LENGTH, verifyRtmrs } from './replay.ts'
+import { TPM_ALG_SHA384, type CcEvent, type RtmrIndex } from './event-log.ts'
+import { checkRtmrValues, extendedEvents, extendRtmr, replayRtmrs, RTMR_COUNT, RTMR_LENGTH, verifyRtmrs } from './replay.ts'
 
 /**
  * Event type mixed into every runtime event digest: dstack's
@@ -115,22 +115,16 @@ export function parseRuntimeEvents(value: unknown): RuntimeEvent[] {
   })
 }
 
-function checkRegisters(rtmrs: readonly Uint8Array[], what: string): void {
-  if (rtmrs.length !== RTMR_COUNT || rtmrs.some((r) => !(r instanceof Uint8Array) || r.length !== RTMR_LENGTH)) {
-    throw new ConfigError('ATTESTATION_OPTIONS_INVALID', `${what} must be ${RTMR_COUNT} values of ${RTMR_LENGTH} bytes`)
-  }
-}
-
 /**
  * Extend `events` onto `base` (RTMR0..3 before userspace ran: the CCEL
  * replay, or zeros), in order. Hashes only; compares nothing.
  */
 export function replayRuntimeEvents(events: readonly RuntimeEvent[], base?: readonly Uint8Array[]): Uint8Array[] {
   const start = base ?? Array.from({ length: RTMR_COUNT }, () => new Uint8Array(RTMR_LENGTH))
-  checkRegisters(start, 'base')
+  checkRtmrValues(start, 'base')
   const rtmrs = start.map((r) => r.slice())
   for (const e of events) {
-    rtmrs[e.imr] = new Uint8Array(createHash('sha384').update(rtmrs[e.imr]!).update(Buffer.from(e.digest, 'hex')).digest())
+    rtmrs[e.imr] = extendRtmr(rtmrs[e.imr]!, Buffer.from(e.digest, 'hex'))
   }
   return rtmrs
 }
@@ -160,7 +154,7 @@ export interface VerifyRuntimeEventsOptions {
  * (it would be unvouched for). Returns the events, now bound to the quote.
  */
 export function verifyRuntimeEvents(events: readonly RuntimeEvent[], quoteRtmrs: readonly Uint8Array[], options: VerifyRuntimeEventsOptions = {}): VerifiedRuntimeEvent[] {
-  checkRegisters(quoteRtmrs, 'quoteRtmrs')
+  checkRtmrValues(quoteRtmrs, 'quoteRtmrs')
   const compared = options.rtmrs ?? [3]
   if (compared.length === 0 || compared.some((r) => r !== 2 && r !== 3)) {
     throw new ConfigError('ATTESTATION_OPTIONS_INVALID', 'options.rtmrs must name RTMR2 and/or RTMR3')
@@ -219,7 +213,7 @@ export function verifyEvidenceEvents(
   quoteRtmrs: readonly Uint8Array[],
   needed: readonly number[],
 ): VerifiedEvidenceEvents | null {
-  checkRegisters(quoteRtmrs, 'quoteRtmrs')
+  checkRtmrValues(quoteRtmrs, 'quoteRtmrs')
   const checked = parseRuntimeEvents(runtime)
   const extendedAtRuntime = new Set<number>(checked.map((e) => e.imr))
   const compared = ([0, 1, 2, 3] as const).filter((r) => (needed.includes(r) || extendedAtRuntime.has(r)) && (ccel !== null || extendedAtRuntime.has(r)))
@@ -232,25 +226,10 @@ export function verifyEvidenceEvents(
   if (late.length > 0) {
     verified = verifyRuntimeEvents(checked, quoteRtmrs, { ...(ccel !== null ? { base: replayRtmrs(ccel) } : {}), rtmrs: late })
     // The CCEL's events of these registers are the base the matching replay started from: vouched for too.
-    if (ccel !== null) events.push(...ccel.filter((e) => e.eventType !== EV_NO_ACTION && e.rtmr !== null && (late as readonly number[]).includes(e.rtmr)))
+    if (ccel !== null) events.push(...extendedEvents(ccel, late))
     events.push(...verified)
   }
   return { rtmrs: compared, events, runtime: verified }
-}
-
-/**
- * Every `required` event must be among `verified` (same imr, event and
- * digest); all that are missing are reported at once (PolicyError with
- * POLICY_RUNTIME_EVENT_MISSING mismatches).
- */
-export function requireRuntimeEvents(verified: readonly RuntimeEvent[], required: readonly RuntimeEvent[]): void {
-  const mismatches: PolicyMismatch[] = []
-  for (const want of required) {
-    if (!verified.some((e) => e.imr === want.imr && e.event === want.event && e.digest === want.digest)) {
-      mismatches.push({ code: 'POLICY_RUNTIME_EVENT_MISSING', field: `runtimeEvents.${want.event}`, expected: want.digest, actual: verified.filter((e) => e.event === want.event).map((e) => e.digest) })
-    }
-  }
-  if (mismatches.length > 0) throw new PolicyError(mismatches)
 }
 
 /**

@@ -46,7 +46,7 @@ import { createHash } from 'node:crypto'
 import { BaseError, ConfigError } from '../../attestation/errors.ts'
 import { parseGpuPolicy, type GpuPolicyDocument } from '../../attestation/policy/policy.ts'
 import { certificateFingerprint } from '../../attestation/roots/trust-root.ts'
-import { applyGatewayEnv, parseGatewayConfig } from '../../gateway/config.ts'
+import { parseGatewayConfig } from '../../gateway/config.ts'
 import { GatewayConfigError } from '../../gateway/errors.ts'
 import { ReleaseError, UNRELEASED_RELEASE_HASH, verifyReleaseDirectory } from '../../deploy/release/manifest.ts'
 import { computeMeasurement, devReference, MeasureError, referenceFromEvidence, type ClientPolicyInput, type Reference } from '../../deploy/measure/measure.ts'
@@ -119,7 +119,8 @@ export async function runMeasure(args: string[], io: Io): Promise<number> {
     } catch (e) {
       throw new ConfigError('ATTESTATION_OPTIONS_INVALID', `gateway config ${values.config} is not JSON`, { cause: e })
     }
-    const config = parseGatewayConfig(applyGatewayEnv(configDoc, {}))
+    // The file as written: CGW_* overrides are not applied (they would change the measurement; see configProvenance).
+    const config = parseGatewayConfig(configDoc)
 
     const releaseChoices = [values.release !== undefined, values['release-hash'] !== undefined, values.unreleased === true].filter(Boolean).length
     if (releaseChoices !== 1) usage('give exactly one of --release DIR, --release-hash HEX, --unreleased')

@@ -26,9 +26,10 @@ import { readFile, writeFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { gunzipSync, gzipSync } from 'node:zlib'
 import { MeasureError } from '../measure/measure.ts'
+// One definition of the annotation and version, shared with what `cgw measure --initdata` reads back.
+import { INITDATA_ANNOTATION, INITDATA_VERSION } from '../measure/initdata.ts'
 
-/** The pod annotation the Kata runtime reads initdata from (src/runtime/virtcontainers/pkg/annotations/annotations.go `Initdata`). */
-export const INITDATA_ANNOTATION = 'io.katacontainers.config.hypervisor.cc_init_data'
+export { INITDATA_ANNOTATION }
 
 /** The initdata document around a policy: the policy verbatim in a multi-line literal string. */
 export function initdataToml(policyRego: string): string {
@@ -36,7 +37,7 @@ export function initdataToml(policyRego: string): string {
   if (policyRego.includes("'''")) throw new MeasureError('MEASURE_INITDATA_INVALID', "policy.rego must not contain ''' (the TOML literal-string delimiter)")
   if (!policyRego.endsWith('\n')) throw new MeasureError('MEASURE_INITDATA_INVALID', 'policy.rego must end with a newline')
   // TOML drops the newline right after the opening delimiter, so the value is the policy text exactly.
-  return `algorithm = "sha384"\nversion = "0.1.0"\n\n[data]\n"policy.rego" = '''\n${policyRego}'''\n`
+  return `algorithm = "sha384"\nversion = "${INITDATA_VERSION}"\n\n[data]\n"policy.rego" = '''\n${policyRego}'''\n`
 }
 
 /** base64(gzip(TOML)): the value of {@link INITDATA_ANNOTATION}. */

@@ -148,6 +148,9 @@ export async function startLocalSystem(o: LocalSystemOptions = {}): Promise<Loca
       chain: { chainId: registry.chainId, registry: registry.address, model, url: gatewayUrl, anchorer: registryAnchorer(operatorRegistry), anchorPeriodMs: 60_000 },
       devRoots: { tdx: tdxRoot, gpu: gpuRoot },
     })
+    // Closed on any failure before the gateway owns it (its timers and the llama engine would keep the
+    // process alive); once the gateway's shutdown closed it, this second close does nothing.
+    stops.push(() => enclave.close())
 
     // 5. On-chain: the dev collateral (the quote's PCK chain included) and this workload for the model,
     //    read from a quote once the enclave's own evidence (and its collateral in the log) exists.

@@ -23,7 +23,9 @@
  *
  * A reference must fix every register it is used for: a bundle without a
  * CCEL cannot say what RTMR0-2 are (MEASURE_REFERENCE_INCOMPLETE rather
- * than zeros), and its runtime events must replay to its own RTMR3.
+ * than zeros), and its runtime events must replay to its own RTMR3; a
+ * compose deployment needs a reference whose runtime events hold dstack's
+ * compose-hash (MEASURE_REFERENCE_INCOMPLETE otherwise).
  * Pure: bytes and parsed documents in, a document out.
  */
 import { createHash } from 'node:crypto'
@@ -33,7 +35,7 @@ import { hex } from '../../attestation/bytes/hex.ts'
 import { parseCcelTable } from '../../attestation/eventlog/ccel.ts'
 import { createDevCcel } from '../../attestation/dev/ccel.ts'
 import { eventTypeName, parseEventLog } from '../../attestation/eventlog/event-log.ts'
-import { replayRtmrs, verifyRtmrs } from '../../attestation/eventlog/replay.ts'
+import { verifyRtmrsReplay } from '../../attestation/eventlog/replay.ts'
 import { TPM_ALG_SHA384 } from '../../attestation/eventlog/event-log.ts'
 import {
   createRuntimeEvent,
@@ -68,7 +70,7 @@ function invalid(what: string, details: Record<string, unknown> = {}): never {
 
 /** Registry of measure error codes (beyond the attestation library's, which pass through). */
 export const MEASURE_ERROR_CODES = {
-  MEASURE_REFERENCE_INCOMPLETE: { description: 'the reference evidence cannot fix a register it is used for (no eventLog: RTMR0-2 unknown)' },
+  MEASURE_REFERENCE_INCOMPLETE: { description: 'the reference evidence cannot fix a register it is used for (no eventLog: RTMR0-2 unknown; --compose without a dstack compose-hash event)' },
   MEASURE_INITDATA_INVALID: { description: 'the initdata is not a Kata/CoCo initdata document read exactly here (strict TOML subset, version 0.1.0, algorithm sha256/sha384/sha512)' },
   MEASURE_INITDATA_POLICY: { description: 'the initdata carries no agent policy, or its policy does not refuse exec, container stdio, policy replacement and fail-open outright (initdata.ts checkAgentPolicy)' },
   MEASURE_INITDATA_PLACEHOLDER: { description: 'the initdata still holds a placeholder: an all-zero image digest, an unpinned image or the CGW-FILL-IN marker' },
@@ -141,8 +143,7 @@ export function referenceFromEvidence(bundle: unknown): Reference {
   if (typeof b.eventLog.table !== 'string' || typeof b.eventLog.data !== 'string') invalid('reference eventLog must hold base64 table and data')
   parseCcelTable(new Uint8Array(Buffer.from(b.eventLog.table, 'base64')))
   const events = parseEventLog(new Uint8Array(Buffer.from(b.eventLog.data, 'base64'))).events
-  const pinned = verifyRtmrs(events, r.rtmrs, { rtmrs: [0, 1, 2] })
-  const base = replayRtmrs(events)
+  const { events: pinned, rtmrs: base } = verifyRtmrsReplay(events, r.rtmrs, { rtmrs: [0, 1, 2] })
   const ccelEvents = pinned.map((e) => ({ rtmr: e.rtmr, index: e.index, type: eventTypeName(e.eventType) ?? `0x${e.eventType.toString(16)}`, digest: hex(e.digests.get(TPM_ALG_SHA384)!) }))
   const runtime = b.runtimeEvents === undefined ? [] : parseRuntimeEvents(b.runtimeEvents)
   verifyRuntimeEvents(runtime, r.rtmrs, { base, rtmrs: [...new Set<RuntimeRtmr>([3, ...runtime.map((e) => e.imr)])] })
@@ -291,6 +292,14 @@ export function computeMeasurement(input: MeasureInput): Measurement {
   const configHash = gatewayConfigHash(input.config)
   const own = gatewayStartEvents({ releaseHash: input.releaseHash, configHash })
   const compose = input.compose ? composeSection(input.compose) : undefined
+  // The compose hash is measured by dstack's agent at its place among the
+  // reference's events: without one there, RTMR3 would be computed without it
+  // while the policy still required it, a document no deployment can match.
+  if (compose && !ref.priorEvents.some((e) => e.event === DSTACK_COMPOSE_HASH_EVENT)) {
+    throw new MeasureError('MEASURE_REFERENCE_INCOMPLETE', `a compose deployment needs a dstack reference boot: the reference's runtime events hold no ${DSTACK_COMPOSE_HASH_EVENT} event to replace`, {
+      details: { missing: DSTACK_COMPOSE_HASH_EVENT },
+    })
+  }
   // A dstack reference boot logged its own compose-hash: this deployment's replaces it.
   const prior = ref.priorEvents.map((e) => (compose && e.event === DSTACK_COMPOSE_HASH_EVENT ? compose.event : e))
   const rtmrs = replayRuntimeEvents([...prior, ...own], ref.base)

@@ -41,6 +41,7 @@ import { validateGpuEvidence } from '../../attestation/nvidia/validate/validate-
 import type { Enclave } from '../types.ts'
 import { execFileRunner, type RunCommand } from './nvattest-cli.ts'
 import type { GpuEvidenceProvider } from './provider.ts'
+import { codeOf } from '../quote-providers/errno.ts'
 
 /** `nvidia-smi conf-compute` arguments (nvidia-smi(1), "CONF-COMPUTE OPTIONS"). */
 export const SET_READY_STATE_ARGS: readonly string[] = ['conf-compute', '-srs', '1']
@@ -119,12 +120,6 @@ export interface GpuReadyGate {
   run(): Promise<void>
   state(): GpuReadyState
   ready(): boolean
-}
-
-function codeOf(e: unknown): string | undefined {
-  if (e instanceof BaseError) return e.code
-  const c = typeof e === 'object' && e !== null ? (e as { code?: unknown }).code : undefined
-  return typeof c === 'string' ? c : undefined
 }
 
 export function createGpuReadyGate(o: GpuReadyGateOptions): GpuReadyGate {

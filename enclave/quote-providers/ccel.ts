@@ -13,6 +13,7 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { EnclaveError } from '../errors.ts'
 import type { EventLogProvider } from '../types.ts'
+import { errnoOf } from './errno.ts'
 
 /** Where the kernel's ACPI driver publishes the CCEL table (drivers/acpi/sysfs.c: tables/<signature>). */
 export const CCEL_TABLE_PATH = 'sys/firmware/acpi/tables/CCEL'
@@ -24,10 +25,6 @@ export interface CcelEventLogOptions {
   readonly root?: string
   /** Default node:fs/promises `readFile`. */
   readonly readFile?: (path: string) => Promise<Uint8Array>
-}
-
-function errnoOf(e: unknown): string | undefined {
-  return typeof e === 'object' && e !== null && typeof (e as { code?: unknown }).code === 'string' ? (e as { code: string }).code : undefined
 }
 
 /**

@@ -27,6 +27,7 @@ import { join } from 'node:path'
 import { ConfigError } from '../../attestation/errors.ts'
 import { EnclaveError } from '../errors.ts'
 import type { QuoteProvider } from '../types.ts'
+import { errnoOf } from './errno.ts'
 
 /** configfs-tsm-report ABI: where report instances are made. */
 export const TSM_REPORT_PATH = 'sys/kernel/config/tsm/report'
@@ -64,10 +65,6 @@ export interface ConfigfsTsmOptions {
   readonly fs?: ConfigfsFs
   /** Default {@link DEFAULT_GENERATION_RETRIES}. */
   readonly retries?: number
-}
-
-function errnoOf(e: unknown): string | undefined {
-  return typeof e === 'object' && e !== null && typeof (e as { code?: unknown }).code === 'string' ? (e as { code: string }).code : undefined
 }
 
 function unavailable(message: string, details: Record<string, unknown>, cause?: unknown): EnclaveError {

@@ -29,6 +29,7 @@ import { parseRuntimeEvents, RUNTIME_EVENT_TYPE, runtimeEventDigest, type Runtim
 import { EnclaveError } from '../errors.ts'
 import type { QuoteProvider } from '../types.ts'
 import { RtmrError, type RtmrExtender } from './rtmr-extend.ts'
+import { errnoOf } from './errno.ts'
 
 /** Where dstack mounts its guest agent into containers (dstack docs, "Guest Agent RPC API"). */
 export const DSTACK_SOCKET_PATH = '/var/run/dstack.sock'
@@ -63,10 +64,6 @@ export function dstackSocketCall(socketPath = DSTACK_SOCKET_PATH, timeoutMs = DE
       req.on('error', reject)
       req.end(data)
     })
-}
-
-function errnoOf(e: unknown): string | undefined {
-  return typeof e === 'object' && e !== null && typeof (e as { code?: unknown }).code === 'string' ? (e as { code: string }).code : undefined
 }
 
 /** A dstack agent event log entry into our record; dstack's boot events and ours share the format. */
@@ -122,6 +119,12 @@ export function createDstackProviders(options: { readonly call?: DstackCall } = 
     return { quote: new Uint8Array(Buffer.from(doc.quote.replace(/^0x/, ''), 'hex')), events }
   }
 
+  /** The agent's log as of now (a quote over zero report data carries it), kept as the latest. */
+  async function readLog(): Promise<readonly RuntimeEvent[]> {
+    latest = (await getQuote(new Uint8Array(64))).events
+    return latest
+  }
+
   return {
     quotes: {
       name: 'dstack',
@@ -155,16 +158,16 @@ export function createDstackProviders(options: { readonly call?: DstackCall } = 
       // The agent's log as of now (a quote over zero report data carries it): what this boot already extended.
       async log() {
         try {
-          latest = (await getQuote(new Uint8Array(64))).events
+          return await readLog()
         } catch (e) {
           throw new RtmrError('ENCLAVE_RTMR_UNAVAILABLE', `cannot read the dstack agent's event log at ${DSTACK_SOCKET_PATH}`, { cause: e, details: { path: DSTACK_SOCKET_PATH, code: e instanceof BaseError ? e.code : undefined } })
         }
-        return latest
       },
     },
     runtimeEvents: () => latest,
+    // The same read as log(), with the agent's own error (the caller wraps it).
     async refresh() {
-      latest = (await getQuote(new Uint8Array(64))).events
+      await readLog()
     },
   }
 }

@@ -41,15 +41,14 @@
  * ({@link createMemoryRtmrs}) and are extended by the same rule; the dev
  * quote provider signs their current values.
  */
-import { createHash } from 'node:crypto'
 import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { BaseError, type BaseErrorOptions } from '../../attestation/errors.ts'
 import { hex } from '../../attestation/bytes/hex.ts'
+import { extendRtmr, RTMR_COUNT, RTMR_LENGTH } from '../../attestation/eventlog/replay.ts'
 import { parseRuntimeEvents, replayRuntimeEvents, type RuntimeEvent, type RuntimeRtmr } from '../../attestation/eventlog/runtime-events.ts'
+import { errnoOf } from './errno.ts'
 
-/** TDX module ABI: RTMRs are SHA-384 registers. */
-export const RTMR_SIZE = 48
 /** Where the TDX guest driver publishes its measurement registers (Linux ≥ 6.16, tsm-mr). */
 export const TSM_MR_PATH = 'sys/devices/virtual/misc/tdx_guest/measurements'
 /** The runtime event log on tmpfs (cleared at boot, as the RTMRs are). */
@@ -118,10 +117,8 @@ export function planRuntimeExtension(logged: readonly RuntimeEvent[], wanted: re
 }
 
 function checkDigest(digest: Uint8Array): void {
-  if (!(digest instanceof Uint8Array) || digest.length !== RTMR_SIZE) throw new RtmrError('ENCLAVE_RTMR_EXTEND_FAILED', `an RTMR extension is exactly ${RTMR_SIZE} bytes`)
+  if (!(digest instanceof Uint8Array) || digest.length !== RTMR_LENGTH) throw new RtmrError('ENCLAVE_RTMR_EXTEND_FAILED', `an RTMR extension is exactly ${RTMR_LENGTH} bytes`)
 }
-
-const extended = (old: Uint8Array, digest: Uint8Array): Uint8Array => new Uint8Array(createHash('sha384').update(old).update(digest).digest())
 
 /** The file operations the tsm-mr extender uses; node:fs/promises by default. */
 export interface TsmMrFs {
@@ -143,10 +140,6 @@ export interface TsmMrOptions {
   /** Prefix of `/sys/...`; default `/`. */
   readonly root?: string
   readonly fs?: TsmMrFs
-}
-
-function errnoOf(e: unknown): string | undefined {
-  return typeof e === 'object' && e !== null && typeof (e as { code?: unknown }).code === 'string' ? (e as { code: string }).code : undefined
 }
 
 /**
@@ -172,7 +165,7 @@ export function createTsmMrExtender(options: TsmMrOptions = {}): RtmrExtender & 
     } catch (e) {
       throw unavailable(file(rtmr), e)
     }
-    if (v.length !== RTMR_SIZE) throw new RtmrError('ENCLAVE_RTMR_EXTEND_FAILED', `${file(rtmr)} did not read as ${RTMR_SIZE} bytes`, { details: { path: file(rtmr), length: v.length } })
+    if (v.length !== RTMR_LENGTH) throw new RtmrError('ENCLAVE_RTMR_EXTEND_FAILED', `${file(rtmr)} did not read as ${RTMR_LENGTH} bytes`, { details: { path: file(rtmr), length: v.length } })
     return v
   }
 
@@ -193,7 +186,7 @@ export function createTsmMrExtender(options: TsmMrOptions = {}): RtmrExtender & 
           throw new RtmrError('ENCLAVE_RTMR_EXTEND_FAILED', `writing ${file(rtmr)} failed`, { cause: e, details: { path: file(rtmr), errno: errnoOf(e) } })
         }
         const after = await read(rtmr)
-        if (hex(after) !== hex(extended(before, digest))) {
+        if (hex(after) !== hex(extendRtmr(before, digest))) {
           throw new RtmrError('ENCLAVE_RTMR_EXTEND_FAILED', `RTMR${rtmr} is not the expected extension after the write`, { details: { rtmr, actual: hex(after) } })
         }
       })
@@ -211,15 +204,15 @@ export interface MemoryRtmrs {
 }
 
 export function createMemoryRtmrs(initial?: readonly Uint8Array[]): MemoryRtmrs {
-  const regs: Uint8Array[] = (initial ?? [0, 1, 2, 3].map(() => new Uint8Array(RTMR_SIZE))).map((r) => r.slice())
-  if (regs.length !== 4 || regs.some((r) => r.length !== RTMR_SIZE)) throw new RtmrError('ENCLAVE_RTMR_EXTEND_FAILED', 'four 48-byte initial RTMRs expected')
+  const regs: Uint8Array[] = (initial ?? [0, 1, 2, 3].map(() => new Uint8Array(RTMR_LENGTH))).map((r) => r.slice())
+  if (regs.length !== RTMR_COUNT || regs.some((r) => r.length !== RTMR_LENGTH)) throw new RtmrError('ENCLAVE_RTMR_EXTEND_FAILED', 'four 48-byte initial RTMRs expected')
   return {
     extender: {
       name: 'dev-memory',
       async extend(rtmr, digest) {
         checkDigest(digest)
         if (rtmr !== 2 && rtmr !== 3) throw new RtmrError('ENCLAVE_RTMR_EXTEND_FAILED', 'userspace extends RTMR2 or RTMR3 only')
-        regs[rtmr] = extended(regs[rtmr]!, digest)
+        regs[rtmr] = extendRtmr(regs[rtmr]!, digest)
       },
       read: async (rtmr) => regs[rtmr]!.slice(),
     },

@@ -4,7 +4,8 @@
  * `cgw-config`; attestation/eventlog/runtime-events.ts) before the first
  * quote, so every quote proves both.
  *
- * The release is found, in order: the configured release directory; the
+ * The release is found, in order: the configured release directory (on a
+ * real TD it must hold the running entry file, listed in its manifest); the
  * directory of the running entry file when it holds a release.json (the
  * bundle, deploy/release); else, for the dev TEE only, the fixed
  * UNRELEASED_RELEASE_HASH. A real TD without a release refuses to start:
@@ -21,7 +22,7 @@ import { parseCcelTable } from '../../attestation/eventlog/ccel.ts'
 import { parseEventLog } from '../../attestation/eventlog/event-log.ts'
 import { replayRtmrs } from '../../attestation/eventlog/replay.ts'
 import { gatewayConfigHash, gatewayStartEvents, type RuntimeEvent } from '../../attestation/eventlog/runtime-events.ts'
-import { RELEASE_MANIFEST_FILE, ReleaseError, UNRELEASED_RELEASE_HASH, verifyReleaseDirectory } from '../../deploy/release/manifest.ts'
+import { RELEASE_MANIFEST_FILE, ReleaseError, type ReleaseManifest, UNRELEASED_RELEASE_HASH, verifyReleaseDirectory } from '../../deploy/release/manifest.ts'
 import { EnclaveError } from '../errors.ts'
 import type { EventLogProvider } from '../types.ts'
 import { createRuntimeMeasurer, planRuntimeExtension, RtmrError, type RtmrExtender, type RuntimeEventStore, type RuntimeMeasurer } from './rtmr-extend.ts'
@@ -40,11 +41,28 @@ export interface ResolvedRelease {
   readonly dir?: string
 }
 
+/** The manifest must cover what is running, not only sit beside it (RELEASE_FILE_MISMATCH). */
+function requireListed(manifest: ReleaseManifest, entry: string): void {
+  if (!manifest.files.some((f) => f.path === basename(entry))) {
+    throw new ReleaseError('RELEASE_FILE_MISMATCH', `the running entry ${basename(entry)} is not listed in ${RELEASE_MANIFEST_FILE}`, { details: { path: basename(entry) } })
+  }
+}
+
 /** Find and verify the running release (see the module header). */
 export async function resolveRelease(o: { readonly tee: 'tdx' | 'dev'; readonly dir?: string; readonly entry?: string | undefined }): Promise<ResolvedRelease> {
   try {
     if (o.dir !== undefined) {
       const v = await verifyReleaseDirectory(o.dir)
+      // A configured release proves nothing unless it is what runs: on a real
+      // TD the entry must be a file of that directory listed in its manifest,
+      // or any release could be extended into RTMR3 while other code serves.
+      // The dev TEE (tests, `cgw start`) may name a release it does not run.
+      if (o.tee !== 'dev' && o.entry !== undefined) {
+        if (dirname(resolve(o.entry)) !== resolve(o.dir)) {
+          throw new ReleaseError('RELEASE_FILE_MISMATCH', `the running entry ${basename(o.entry)} is not in the configured release directory`, { details: { path: basename(o.entry) } })
+        }
+        requireListed(v.manifest, o.entry)
+      }
       return { releaseHash: v.releaseHash, source: 'release', dir: resolve(o.dir) }
     }
     if (o.entry !== undefined) {
@@ -52,10 +70,7 @@ export async function resolveRelease(o: { readonly tee: 'tdx' | 'dev'; readonly 
       const found = await access(join(dir, RELEASE_MANIFEST_FILE)).then(() => true, () => false)
       if (found) {
         const v = await verifyReleaseDirectory(dir)
-        // The manifest must cover what is running, not only sit beside it.
-        if (!v.manifest.files.some((f) => f.path === basename(o.entry!))) {
-          throw new ReleaseError('RELEASE_FILE_MISMATCH', `the running entry ${basename(o.entry)} is not listed in ${RELEASE_MANIFEST_FILE}`, { details: { path: basename(o.entry) } })
-        }
+        requireListed(v.manifest, o.entry)
         return { releaseHash: v.releaseHash, source: 'release', dir }
       }
     }
