@@ -428,3 +428,28 @@ t.test('cgw audit text output: one line per finding code, entries as compact ran
   t.equal(lines.length, 1, 'one line for the code, not one per entry')
   t.match(lines[0]!, new RegExp(`x4: ${n}-${n + 2}, ${n + 4}$`))
 })
+
+t.test('a pluggable receipt verifier must answer every item: a short (or long) answer stops the audit', async (t) => {
+  const log = await buildDevLog(t)
+  const run = (verify: (items: readonly unknown[]) => Promise<boolean[]>) =>
+    auditLog({
+      source: createDirectoryLogSource(log.dir),
+      state: null,
+      registry: log.registry,
+      tdxRoot: log.tdxRoot,
+      gpuDeviceRoot: log.gpuRoot,
+      gpuRimRoot: log.gpuRoot,
+      now: () => new Date(log.clock),
+      verifyReceiptSignatures: verify,
+    })
+  // The first receipt of a signer is checked by ecrecover; the rest go to the verifier.
+  t.ok((await run(async (items) => items.map(() => true))).report.ok, 'one verdict per item: audited')
+  for (const [label, verify] of [
+    ['none', async () => []],
+    ['one short', async (items: readonly unknown[]) => items.slice(1).map(() => true)],
+    ['one long', async (items: readonly unknown[]) => [...items.map(() => true), true]],
+  ] as const) {
+    const e = await run(verify).catch((x: unknown) => x)
+    t.equal((e as { code?: string }).code, 'LOG_OPTIONS_INVALID', label)
+  }
+})

@@ -39,7 +39,7 @@ import { createRegistrationEvidence } from '../enclave/registration.ts'
 import { hashReceipt, issueReceipt, receiptDomain, receiptFromJson } from '../enclave/receipts.ts'
 import { openGatewayLog } from '../enclave/log/index.ts'
 import { createAnchorWorker } from '../enclave/log/anchor-worker.ts'
-import { loggedRegistrationEvidence, registeredEventRecorder } from '../enclave/log/sink.ts'
+import { loggedRegistrationEvidence } from '../enclave/log/sink.ts'
 import { runAudit } from '../bin/commands/audit.ts'
 import { startAnvil } from './helpers/anvil.ts'
 import { listenLocal, testGateway } from './helpers/fake-enclave.ts'
@@ -99,12 +99,17 @@ t.test('dev TEE + anvil: log, register, anchor, serve, prove, audit', async (t) 
   const ev = await registration({ blockHash: block.hash, blockNumber: block.number, chainId: registry.chainId, registry: registry.address })
   const registered = await registry.register({ quote: ev.quote, pckCertDer: ev.pckCertDer, pckCertId: ev.pckCertId, data: ev.data })
   t.equal(registered.enclaveId, log.logId, 'the registry identifies the enclave by its log id')
-  registeredEventRecorder(log.sink, { chainId: registry.chainId, registry: registry.address }, (e) => t.fail(String(e)))({
-    txHash: registered.txHash,
-    enclaveId: registered.enclaveId,
-    epoch: ev.data.epoch,
-    blockNumber: registered.blockNumber,
-  })
+  // As enclave/index.ts records a mined registration: the worker's event plus the chain it knows, not awaited.
+  log
+    .onRegistered({
+      txHash: registered.txHash,
+      enclaveId: registered.enclaveId,
+      epoch: ev.data.epoch,
+      blockNumber: registered.blockNumber,
+      chainId: registry.chainId,
+      registry: registry.address,
+    })
+    .catch((e: unknown) => t.fail(String(e)))
   clock.ms = Number(await registry.chainTime()) * 1000
   const evidence = createEvidenceSource({ quotes, eventLog: CCEL_LOG, gpu: null, epochs, logPublicKey: log.publicKey, logSink: log.sink })
   for (const n of [1, 2]) await evidence.attest(new Uint8Array(32).fill(n))

@@ -10,9 +10,10 @@
  */
 import { keccak_256 } from '@noble/hashes/sha3.js'
 import type { KeyObject } from 'node:crypto'
+import { hex } from '../bytes/hex.ts'
 import { HASH_SIZE } from './hash.ts'
 import { logError } from './errors.ts'
-import { formatSignedNote, formatVerifierKey, parseNote, parseVerifierKey, signNoteText, verifyNote, type Note, type VerifierKey } from './note.ts'
+import { ed25519KeyId, formatSignedNote, parseNote, signNoteText, verifyNote, type Note, type VerifierKey } from './note.ts'
 
 /** Prefix of a gateway log's origin line. */
 export const ORIGIN_PREFIX = 'cgw.log/'
@@ -28,7 +29,7 @@ export interface Checkpoint {
 /** logId = keccak256(raw Ed25519 public key), as 0x-hex (the registry's enclaveId). */
 export function logIdOf(publicKey: Uint8Array): `0x${string}` {
   if (!(publicKey instanceof Uint8Array) || publicKey.length !== 32) logError('LOG_OPTIONS_INVALID', 'a log public key is 32 raw Ed25519 bytes')
-  return `0x${Buffer.from(keccak_256(publicKey)).toString('hex')}`
+  return `0x${hex(keccak_256(publicKey))}`
 }
 
 /** The origin line of the log with this public key. */
@@ -38,7 +39,9 @@ export function originOf(publicKey: Uint8Array): string {
 
 /** The signed-note verifier key of a log (name = origin). */
 export function logVerifierKey(publicKey: Uint8Array): VerifierKey {
-  return parseVerifierKey(formatVerifierKey(originOf(publicKey), publicKey))
+  // Built directly rather than formatted and parsed back: originOf checks the key (32 bytes) and the name is always a valid key name.
+  const name = originOf(publicKey)
+  return { name, keyId: ed25519KeyId(name, publicKey), publicKey: new Uint8Array(publicKey) }
 }
 
 /** The checkpoint body (note text). */

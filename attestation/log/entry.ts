@@ -26,6 +26,7 @@
  */
 import { logError } from './errors.ts'
 import { MAX_ENTRY_SIZE } from './tile.ts'
+import { hex as bytesHex } from '../bytes/hex.ts'
 
 export const ENTRY_VERSION = 1
 
@@ -203,7 +204,7 @@ class Reader {
     return Number(v)
   }
   hex(n: number): string {
-    return Buffer.from(this.take(n)).toString('hex')
+    return bytesHex(this.take(n))
   }
   var16(): Uint8Array {
     return new Uint8Array(this.take(this.u16()))
@@ -396,9 +397,3 @@ export function decodeEntry(bytes: Uint8Array): LogEntry {
   r.end()
   return e
 }
-
-/**
- * The receipt entry type's fixed layout, for bulk replay without building
- * objects: offsets of the fields inside an encoded receipt entry.
- */
-export const RECEIPT_ENTRY_LAYOUT = { size: 1 + 1 + 8 + 8 + 20 + 32 + 65, epoch: 10, signer: 18, receiptHash: 38, signature: 70 } as const

@@ -11,6 +11,7 @@
  */
 import { EMPTY_ROOT, HASH_SIZE, hashEqual, nodeHash, splitPoint } from './hash.ts'
 import { LogError, logError } from './errors.ts'
+import { hex } from '../bytes/hex.ts'
 
 /**
  * A perfect subtree's hash: the node at `height` (0 = leaves) whose leaves
@@ -142,7 +143,7 @@ export function verifyInclusion(index: number, size: number, leaf: Uint8Array, p
   const computed = rootFromInclusionProof(index, size, leaf, proof)
   if (!hashEqual(computed, root)) {
     throw new LogError('LOG_INCLUSION_PROOF_INVALID', 'the inclusion proof leads to another root', {
-      details: { index, size, expected: Buffer.from(root).toString('hex'), computed: Buffer.from(computed).toString('hex') },
+      details: { index, size, expected: hex(root), computed: hex(computed) },
     })
   }
 }

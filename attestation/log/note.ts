@@ -11,6 +11,7 @@
  */
 import { createHash, createPublicKey, sign as nodeSign, verify as nodeVerify, type KeyObject } from 'node:crypto'
 import { LogError, logError } from './errors.ts'
+import { hex } from '../bytes/hex.ts'
 
 /** signed-note: the signature type byte of Ed25519. */
 export const SIGNATURE_TYPE_ED25519 = 0x01
@@ -48,7 +49,7 @@ export function ed25519KeyId(name: string, publicKey: Uint8Array): Uint8Array {
 
 /** signed-note verifier key string `<name>+<hex key ID>+<base64(0x01 ‖ key)>`. */
 export function formatVerifierKey(name: string, publicKey: Uint8Array): string {
-  const id = Buffer.from(ed25519KeyId(name, publicKey)).toString('hex')
+  const id = hex(ed25519KeyId(name, publicKey))
   return `${name}+${id}+${Buffer.concat([Buffer.from([SIGNATURE_TYPE_ED25519]), publicKey]).toString('base64')}`
 }
 
@@ -70,7 +71,7 @@ export function parseVerifierKey(vkey: string): VerifierKey {
   }
   const publicKey = new Uint8Array(raw.subarray(1))
   const keyId = ed25519KeyId(parts[0]!, publicKey)
-  if (Buffer.from(keyId).toString('hex') !== parts[1]) logError('LOG_NOTE_MALFORMED', 'verifier key ID does not match its name and key')
+  if (hex(keyId) !== parts[1]) logError('LOG_NOTE_MALFORMED', 'verifier key ID does not match its name and key')
   return { name: parts[0]!, keyId, publicKey }
 }
 
@@ -143,6 +144,6 @@ export function verifyNote(note: Note, key: VerifierKey): NoteSignature {
     if (s.signature.length === ED25519_SIGNATURE_SIZE && nodeVerify(null, Buffer.from(note.text, 'utf8'), ed25519PublicKeyObject(key.publicKey), s.signature)) return s
   }
   throw new LogError('LOG_CHECKPOINT_SIGNATURE_INVALID', candidates === 0 ? 'no signature by the log key' : 'the log key signature does not verify', {
-    details: { keyName: key.name, keyId: Buffer.from(key.keyId).toString('hex'), candidates },
+    details: { keyName: key.name, keyId: hex(key.keyId), candidates },
   })
 }

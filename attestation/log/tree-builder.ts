@@ -5,10 +5,18 @@
  * compute every new root. Full tiles are handed out once, when they
  * complete, and forgotten. Pure (no I/O): the writer persists what it emits,
  * and the reader side uses it to regenerate tiles from entries.
+ *
+ * The root comes from a compact range (the perfect subtrees the tree
+ * decomposes into, largest first), kept up to date on every append with
+ * amortised one node hash per leaf: the writer asks for a root per batch
+ * and recovery per journal batch, and recomputing it from the partial
+ * tiles re-hashed up to 255 nodes per level each time. Changed tiles are
+ * remembered as (items, width) and encoded once, when taken: a batch
+ * touches the same partial tile up to 256 times.
  */
-import { leafHash, nodeHash } from './hash.ts'
-import { treeRoot, type SubtreeHashes } from './merkle.ts'
-import { encodeEntryBundle, TILE_HEIGHT, TILE_WIDTH, type TileCoordinates } from './tile.ts'
+import { EMPTY_ROOT, leafHash, nodeHash } from './hash.ts'
+import { encodeEntryBundle, MAX_ENTRY_SIZE, TILE_WIDTH, type TileCoordinates } from './tile.ts'
+import { logError } from './errors.ts'
 
 export interface TileContent {
   readonly coordinates: TileCoordinates
@@ -37,7 +45,29 @@ interface State {
   /** Node counts at each level (so the partial tile index is floor(count/256)). */
   levelCounts: number[]
   entries: Uint8Array[]
-  changed: Map<string, TileContent>
+  /**
+   * The compact range of the tree: perfect subtrees (hash h, n leaves)
+   * covering [0, size) left to right, n strictly decreasing (RFC 6962
+   * §2.1: MTH splits at the largest power of two below the size, so the
+   * root is these subtrees folded from the right).
+   */
+  edge: Edge[]
+  changed: Map<string, Pending>
+}
+
+interface Edge {
+  readonly h: Uint8Array
+  readonly n: number
+}
+
+/**
+ * A changed tile not yet encoded: the first `width` of `items`. The arrays
+ * only grow until full and are then replaced, never edited, so the prefix
+ * read at take time is the one marked (in a clone too).
+ */
+interface Pending {
+  readonly coordinates: TileCoordinates
+  readonly items: readonly Uint8Array[]
 }
 
 function mth(hashes: readonly Uint8Array[]): Uint8Array {
@@ -57,8 +87,7 @@ function key(c: TileCoordinates): string {
 function make(s: State): TreeBuilder {
   const mark = (level: number | 'entries', index: number, items: readonly Uint8Array[]) => {
     const coordinates: TileCoordinates = { level, index, width: items.length }
-    const bytes = level === 'entries' ? encodeEntryBundle(items) : new Uint8Array(Buffer.concat(items))
-    s.changed.set(key(coordinates), { coordinates, bytes })
+    s.changed.set(key(coordinates), { coordinates, items })
   }
   const pushHash = (level: number, h: Uint8Array) => {
     if (s.levelHashes[level] === undefined) {
@@ -75,24 +104,25 @@ function make(s: State): TreeBuilder {
       pushHash(level + 1, mth(row))
     }
   }
-  const nodes: SubtreeHashes = (height, index) => {
-    const level = Math.floor(height / TILE_HEIGHT)
-    const rest = height % TILE_HEIGHT
-    const row = s.levelHashes[level]!
-    const start = Math.floor(s.levelCounts[level]! / TILE_WIDTH) * TILE_WIDTH
-    const span = 2 ** rest
-    const from = index * span - start
-    return mth(row.slice(from, from + span))
-  }
   return {
     get size() {
       return s.size
     },
     append(entries) {
+      // Checked before any state changes (tiles are encoded later, in takeChangedTiles): a too-large entry leaves the tree as it was.
+      for (const e of entries) {
+        if (e.length > MAX_ENTRY_SIZE) logError('LOG_ENTRY_TOO_LARGE', 'entry exceeds 65535 bytes', { size: e.length })
+      }
       const out: Uint8Array[] = []
       for (const e of entries) {
         const h = leafHash(e)
         out.push(h)
+        s.edge.push({ h, n: 1 })
+        while (s.edge.length >= 2 && s.edge[s.edge.length - 2]!.n === s.edge[s.edge.length - 1]!.n) {
+          const right = s.edge.pop()!
+          const left = s.edge.pop()!
+          s.edge.push({ h: nodeHash(left.h, right.h), n: left.n + right.n })
+        }
         s.entries.push(e)
         mark('entries', Math.floor(s.size / TILE_WIDTH), s.entries)
         if (s.entries.length === TILE_WIDTH) s.entries = []
@@ -102,10 +132,17 @@ function make(s: State): TreeBuilder {
       return out
     },
     root() {
-      return treeRoot(nodes, s.size)
+      if (s.edge.length === 0) return EMPTY_ROOT
+      let r = s.edge[s.edge.length - 1]!.h
+      for (let i = s.edge.length - 2; i >= 0; i--) r = nodeHash(s.edge[i]!.h, r)
+      return r
     },
     takeChangedTiles() {
-      const out = [...s.changed.values()]
+      const out: TileContent[] = []
+      for (const { coordinates, items } of s.changed.values()) {
+        const slice = items.slice(0, coordinates.width)
+        out.push({ coordinates, bytes: coordinates.level === 'entries' ? encodeEntryBundle(slice) : new Uint8Array(Buffer.concat(slice)) })
+      }
       s.changed.clear()
       return out
     },
@@ -115,6 +152,7 @@ function make(s: State): TreeBuilder {
         levelHashes: s.levelHashes.map((r) => r.slice()),
         levelCounts: s.levelCounts.slice(),
         entries: s.entries.slice(),
+        edge: s.edge.slice(),
         changed: new Map(s.changed),
       })
     },
@@ -123,6 +161,6 @@ function make(s: State): TreeBuilder {
 
 /** An empty tree. */
 export function createTreeBuilder(): TreeBuilder {
-  return make({ size: 0, levelHashes: [], levelCounts: [], entries: [], changed: new Map() })
+  return make({ size: 0, levelHashes: [], levelCounts: [], entries: [], edge: [], changed: new Map() })
 }
 

@@ -38,7 +38,7 @@ import { auditLog } from '../../attestation/log/audit/audit.ts'
 import { createDirectoryCollateralArchive, createHttpCollateralArchive, createPcsCollateralArchive } from '../../attestation/log/audit/archives.ts'
 import { createPcsClient } from '../../attestation/pcs/client.ts'
 import { createReceiptSignaturePool } from '../../attestation/log/audit/receipt-signatures.ts'
-import { EMPTY_AUDIT_STATE, parseAuditState, serializeAuditState, type AuditState } from '../../attestation/log/audit/state.ts'
+import { auditStateFromDocument, EMPTY_AUDIT_STATE, serializeAuditState, type AuditState } from '../../attestation/log/audit/state.ts'
 import type { AuditRegistry, AuditReport, CollateralArchive } from '../../attestation/log/audit/types.ts'
 import { isLogError, LOG_ERROR_CODES, LogError } from '../../attestation/log/errors.ts'
 import { parseVerifierKey } from '../../attestation/log/note.ts'
@@ -100,7 +100,8 @@ export async function loadState(path: string): Promise<AuditState> {
       if (errnoOf(e) !== 'ENOENT') throw new LogError('LOG_STATE_UNREADABLE', 'a state leaves file cannot be read', { cause: e, details: { path: leavesPath, errno: errnoOf(e) } })
     }
   }
-  return parseAuditState(json, (id) => leaves.get(id) ?? null)
+  // The document parsed above, not the text again.
+  return auditStateFromDocument(doc, (id) => leaves.get(id) ?? null)
 }
 
 async function saveState(path: string, s: AuditState): Promise<void> {

@@ -14,6 +14,7 @@ import type { Hex } from 'viem'
 import { checkpointAnchorDigest } from '../../contracts/client/checkpoint-anchor.ts'
 import { parseSignedCheckpoint } from '../../attestation/log/checkpoint.ts'
 import { LogError } from '../../attestation/log/errors.ts'
+import { hex } from '../../attestation/bytes/hex.ts'
 import type { ReceiptDomain } from '../receipts.ts'
 
 /** What the worker needs from the chain (contracts/client/registry.ts RegistryWriterClient fits through a small adapter). */
@@ -65,7 +66,7 @@ export function createAnchorWorker(o: AnchorWorkerOptions): AnchorWorker {
     anchored ??= await o.anchorer.latest(o.logId)
     if (anchored !== null && size <= anchored.size) return null
     lastAttempt = t
-    const root = `0x${Buffer.from(c.root).toString('hex')}` as Hex
+    const root = `0x${hex(c.root)}` as Hex
     const digest = checkpointAnchorDigest({ logId: o.logId, size, root }, o.domain)
     const signature = await o.signDigest(Buffer.from(digest.slice(2), 'hex'))
     const { txHash } = await o.anchorer.anchor(o.logId, size, root, signature)

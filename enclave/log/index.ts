@@ -9,7 +9,7 @@
 import { join } from 'node:path'
 import type { LogKey } from './key.ts'
 import { createLogKey } from './key.ts'
-import { createAttestationLogSink, registrationRecorder, type AttestationLogSink, type RegistrationRecord } from './sink.ts'
+import { createAttestationLogSink, type AttestationLogSink, type RegistrationRecord } from './sink.ts'
 import { writeFileAtomic } from './storage.ts'
 import { createLogWriter, type LogWriter } from './writer.ts'
 
@@ -51,7 +51,8 @@ export async function openGatewayLog(o: OpenGatewayLogOptions): Promise<GatewayL
     writer,
     sink,
     receiptLog: writer,
-    onRegistered: registrationRecorder(sink),
+    // Rejects when the entry could not be made durable: the registration worker decides what to do with that.
+    onRegistered: (r) => sink.registration(r),
     close: () => writer.close(),
   }
 }
@@ -60,9 +61,6 @@ export { createLogKey, type LogKey } from './key.ts'
 export { createLogWriter, type LogWriter, type LogWriterOptions } from './writer.ts'
 export {
   createAttestationLogSink,
-  registrationRecorder,
-  registeredEventRecorder,
-  collateralFingerprint,
   loggedRegistrationEvidence,
   type AttestationLogSink,
   type EpochChangeRecord,

@@ -7,9 +7,9 @@
  * Everything here is public: quotes, event logs, GPU evidence, key
  * configs, addresses, transaction hashes.
  */
-import { createHash } from 'node:crypto'
-import { keccak_256 } from '@noble/hashes/sha3.js'
 import type { Address, Hex } from 'viem'
+import { hashKeyConfig } from '../../attestation/binding.ts'
+import { hex } from '../../attestation/bytes/hex.ts'
 import type { RuntimeEvent } from '../../attestation/eventlog/runtime-events.ts'
 import { encodeEntry } from '../../attestation/log/entry.ts'
 import { LogError } from '../../attestation/log/errors.ts'
@@ -86,15 +86,13 @@ export interface AttestationLogSink {
 
 const b64 = (s: string) => new Uint8Array(Buffer.from(s, 'base64'))
 
-/** The canonical bytes of a collateral bundle (its fingerprint is their SHA-256); the auditor's PCS archive makes the same. */
-export function collateralBytes(bundle: unknown): Uint8Array {
-  return collateralBundleBytes(bundle)
-}
-
-/** The fingerprint of a collateral bundle: SHA-256 hex of `collateralBytes`. */
-export function collateralFingerprint(bundle: unknown): string {
-  return createHash('sha256').update(collateralBytes(bundle)).digest('hex')
-}
+/**
+ * `0x` hex of keccak256(key config), the form evidence carries as
+ * keyConfigHash. An empty key config (which hashKeyConfig refuses, and no
+ * evidence can hash) gives '', matching no hash: the caller's own mismatch
+ * path reports it with its own code.
+ */
+const keyConfigHashHex = (keyConfig: Uint8Array): string => (keyConfig.length === 0 ? '' : `0x${hex(hashKeyConfig(keyConfig))}`)
 
 export function createAttestationLogSink(writer: LogWriter): AttestationLogSink {
   let lastCollateral = ''
@@ -127,9 +125,9 @@ export function createAttestationLogSink(writer: LogWriter): AttestationLogSink 
       const bad = (what: string): never => {
         throw new LogError('LOG_OPTIONS_INVALID', `registration evidence record: ${what}`, { details: { field: what } })
       }
-      if (!(r.keyConfig instanceof Uint8Array) || `0x${Buffer.from(keccak_256(r.keyConfig)).toString('hex')}` !== ev.data.keyConfigHash.toLowerCase()) bad('keyConfig')
-      if (ev.reportData.length !== 64 || `0x${Buffer.from(ev.reportData.subarray(32)).toString('hex')}` !== target.blockHash.toLowerCase()) bad('blockHash')
-      if (ev.data.logPublicKey.toLowerCase() !== `0x${Buffer.from(writer.publicKey).toString('hex')}`) bad('logPublicKey')
+      if (!(r.keyConfig instanceof Uint8Array) || keyConfigHashHex(r.keyConfig) !== ev.data.keyConfigHash.toLowerCase()) bad('keyConfig')
+      if (ev.reportData.length !== 64 || `0x${hex(ev.reportData.subarray(32))}` !== target.blockHash.toLowerCase()) bad('blockHash')
+      if (ev.data.logPublicKey.toLowerCase() !== `0x${hex(writer.publicKey)}`) bad('logPublicKey')
       if (!Number.isSafeInteger(r.epochExpiresAt) || r.epochExpiresAt < 0) bad('epochExpiresAt')
       const quoteSha256 = await writer.putBlob(ev.quote)
       const eventLog = r.eventLog ? { tableSha256: await writer.putBlob(r.eventLog.table), dataSha256: await writer.putBlob(r.eventLog.data) } : null
@@ -179,7 +177,7 @@ export function createAttestationLogSink(writer: LogWriter): AttestationLogSink 
     },
     async collateral(bundles) {
       const fingerprints: string[] = []
-      for (const b of bundles) fingerprints.push(await writer.putBlob(collateralBytes(b)))
+      for (const b of bundles) fingerprints.push(await writer.putBlob(collateralBundleBytes(b)))
       const key = fingerprints.join(',')
       if (key !== lastCollateral) {
         await writer.appendEntry(encodeEntry({ type: 'collateral', time: writer.now(), fingerprints }))
@@ -187,31 +185,6 @@ export function createAttestationLogSink(writer: LogWriter): AttestationLogSink 
       }
       return fingerprints
     },
-  }
-}
-
-/**
- * The callback for gateway/registration-worker.ts's `onRegistered`: records
- * the registration in the log. Its promise rejects if the entry could not
- * be made durable (the worker decides what to do with that).
- */
-export function registrationRecorder(sink: AttestationLogSink): (r: RegistrationRecord) => Promise<void> {
-  return (r) => sink.registration(r)
-}
-
-/**
- * Adapter for gateway/registration-worker.ts `onRegistered`, whose events
- * carry no chain id or registry address (the worker's registry knows them):
- * records each one in the log; a failure goes to `onError` (the worker's
- * callback is synchronous and must not throw).
- */
-export function registeredEventRecorder(
-  sink: AttestationLogSink,
-  chain: { readonly chainId: bigint; readonly registry: Address },
-  onError: (e: unknown) => void = () => {},
-): (event: { readonly txHash: Hex; readonly enclaveId: Hex; readonly epoch: bigint; readonly blockNumber: bigint }) => void {
-  return (event) => {
-    sink.registration({ ...event, chainId: chain.chainId, registry: chain.registry }).catch(onError)
   }
 }
 
@@ -229,7 +202,7 @@ export interface LoggedRegistrationEvidenceOptions {
  * submit it: the same "logged before served" rule as nonce-mode evidence,
  * a transaction being how a registration bundle is served. The entry has
  * no transaction hash (not sent yet); the mined transaction is recorded by
- * the registration entry (`registeredEventRecorder`). Rejects with
+ * the registration entry (the `onRegistered` of enclave/log/index.ts). Rejects with
  * ENCLAVE_EVIDENCE_UNAVAILABLE (details.step 'log') when logging fails or
  * the epoch rotated under the call so its key config cannot be matched;
  * the registration worker retries then.
@@ -240,7 +213,7 @@ export function loggedRegistrationEvidence(source: RegistrationEvidenceSource, o
     const evidence = await source(target)
     // The epoch may rotate during the call: the one whose key config the evidence hashed is before or after it.
     const epoch = [before, o.epochs.current()].find(
-      (e) => e.number === evidence.data.epoch && `0x${Buffer.from(keccak_256(e.ohttpKey.keyConfig)).toString('hex')}` === evidence.data.keyConfigHash.toLowerCase(),
+      (e) => e.number === evidence.data.epoch && keyConfigHashHex(e.ohttpKey.keyConfig) === evidence.data.keyConfigHash.toLowerCase(),
     )
     try {
       if (!epoch) throw new LogError('LOG_OPTIONS_INVALID', 'the epoch of the registration evidence is no longer current', { details: { epoch: evidence.data.epoch.toString() } })

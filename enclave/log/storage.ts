@@ -65,8 +65,12 @@ async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-/** Write `bytes` to `path` by rename; with `durable`, fsync the file and its directory. */
-export async function writeFileAtomic(path: string, bytes: Uint8Array | string, durable: boolean): Promise<void> {
+/**
+ * Write `bytes` to `path` by rename; with `durable`, fsync the file and its
+ * directory. `beforeRename` runs once the temporary file is complete, just
+ * before the rename (writeBlob's crash-test step).
+ */
+export async function writeFileAtomic(path: string, bytes: Uint8Array | string, durable: boolean, beforeRename?: () => void): Promise<void> {
   await mkdir(dirname(path), { recursive: true })
   const tmp = `${path}.tmp-${randomBytes(6).toString('hex')}`
   const h = await open(tmp, 'w')
@@ -76,6 +80,7 @@ export async function writeFileAtomic(path: string, bytes: Uint8Array | string, 
   } finally {
     await h.close()
   }
+  beforeRename?.()
   await rename(tmp, path)
   if (durable) await fsyncDir(dirname(path))
 }
@@ -92,18 +97,7 @@ export async function writeBlob(dir: string, bytes: Uint8Array, hooks?: StorageH
   }
   try {
     step(hooks, 'blob')
-    await mkdir(dirname(path), { recursive: true })
-    const tmp = `${path}.tmp-${randomBytes(6).toString('hex')}`
-    const h = await open(tmp, 'w')
-    try {
-      await h.writeFile(bytes)
-      await h.sync()
-    } finally {
-      await h.close()
-    }
-    step(hooks, 'blob-rename')
-    await rename(tmp, path)
-    await fsyncDir(dirname(path))
+    await writeFileAtomic(path, bytes, true, () => step(hooks, 'blob-rename'))
   } catch (e) {
     throw e instanceof LogError ? e : writeFailed('blob', e)
   }
@@ -246,22 +240,15 @@ export async function recoverLogDirectory(dir: string, hooks?: StorageHooks): Pr
       await writeTiles(dir, [t], hooks)
     }
   }
-  if (checkpoint !== null) {
-    const existing = await readOptional(join(dir, CHECKPOINT_FILE))
-    if (existing === null || existing.toString('utf8') !== checkpoint) {
-      step(hooks, 'checkpoint')
-      await writeFileAtomic(join(dir, CHECKPOINT_FILE), checkpoint, false)
-    }
+  // publishedText is still the file's content: nothing above writes the checkpoint file.
+  if (checkpoint !== null && publishedText !== checkpoint) {
+    step(hooks, 'checkpoint')
+    await writeFileAtomic(join(dir, CHECKPOINT_FILE), checkpoint, false)
   }
   const tornTail =
     scan.tornBytes > 0
       ? new LogError('LOG_TORN_TAIL', 'an unacknowledged, incomplete journal record was discarded', { details: { bytes: scan.tornBytes, offset: scan.validLength } })
       : null
   return { dir, size: tree.size, checkpoint, publicKey, tornBytes: scan.tornBytes, tornTail, repairedTiles: repaired, tree }
-}
-
-/** The latest checkpoint's size, parsed without verification (for serving). */
-export function checkpointSize(note: string): number {
-  return parseSignedCheckpoint(note).checkpoint.size
 }
 

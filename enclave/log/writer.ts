@@ -98,21 +98,20 @@ export async function createLogWriter(o: LogWriterOptions): Promise<LogWriter> {
   const maxBatch = o.maxBatch ?? 4096
   if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new LogError('LOG_OPTIONS_INVALID', 'maxBatch must be a positive integer')
   const vkey = formatVerifierKey(o.key.origin, o.key.publicKey)
-  let existing = false
   try {
     await stat(join(o.dir, KEY_FILE))
-    existing = true
   } catch {
     await writeFileAtomic(join(o.dir, KEY_FILE), `${vkey}\n`, true)
   }
   const recovered = await recoverLogDirectory(o.dir, o.hooks)
-  if (existing && Buffer.compare(recovered.publicKey, o.key.publicKey) !== 0) {
+  // Compared whether the key file was there or just written: a fresh one holds this key, so only another log's fails.
+  if (Buffer.compare(recovered.publicKey, o.key.publicKey) !== 0) {
     throw new LogError('LOG_OPTIONS_INVALID', 'the log directory belongs to another log key', { details: { dir: o.dir } })
   }
   // A torn tail was never acknowledged; the operator still hears of it.
   if (recovered.tornTail) o.onError?.(recovered.tornTail)
+  // Recovery has written (and drained) every tile of the recovered tree: later batches emit only what they change.
   let tree: TreeBuilder = recovered.tree
-  tree.takeChangedTiles()
   let checkpoint = recovered.checkpoint
   const journal: JournalFile = await openJournal(o.dir, o.hooks)
   let nextIndex = tree.size

@@ -9,10 +9,16 @@
  *   GET /log/proof/<index>         convenience: inclusion proof (JSON) of one entry against the latest checkpoint
  *   GET /logs/<logId hex>/...      the same for an earlier log of this data directory (a restarted gateway's)
  *
- * Full tiles and blobs never change, so they are cached for a year and
- * marked immutable (tlog-tiles: "full tiles ... SHOULD be cached
- * indefinitely"); partial tiles are retired once the full tile exists, so
- * they get a short lifetime; the checkpoint must always be fresh. Files are
+ * Under /logs/<logId>/ full tiles and the key never change, so they are
+ * cached for a year and marked immutable (tlog-tiles: "full tiles ...
+ * SHOULD be cached indefinitely"); partial tiles are retired once the full
+ * tile exists, so they get a short lifetime. Under /log/ the same paths
+ * name whichever log `current` names, and a restart starts a new log (new
+ * key, new tiles at the same paths): there the key and every tile are
+ * no-cache, so a client never keeps the previous log's under the live
+ * name. Blobs are named by their SHA-256, so the same path is the same
+ * bytes under either prefix: immutable. The checkpoint must always be
+ * fresh. Files are
  * read from the log directory the writer keeps (enclave/log/storage.ts);
  * paths are parsed strictly, so no request names a file outside it. Log
  * routes are not rate limited: they are static public files, and an
@@ -28,11 +34,13 @@ import { parseTilePath, TILE_WIDTH } from '../../attestation/log/tile.ts'
 import { GatewayError } from '../errors.ts'
 import { EMPTY_QUERY_SCHEMA, PROBLEM_RESPONSES } from './schemas.ts'
 
-/** tlog-tiles: full tiles and blobs are immutable. */
+/** tlog-tiles: full tiles and blobs are immutable (a full tile only under /logs/<logId>/: module header). */
 export const IMMUTABLE_CACHE_CONTROL = 'public, max-age=31536000, immutable'
 /** Partial tiles may be deleted once the full tile exists. */
 export const PARTIAL_TILE_CACHE_CONTROL = 'public, max-age=60'
 export const CHECKPOINT_CACHE_CONTROL = 'no-cache'
+/** The key and tiles under the live /log/ prefix: it follows `current`, which a restart changes (module header). */
+export const LIVE_LOG_CACHE_CONTROL = 'no-cache'
 
 export interface LogRouteOptions extends Record<string, unknown> {
   /** The data directory: logs in `<dataDir>/<logId hex>/`, the live one named by `<dataDir>/current` (enclave/log/index.ts). */
@@ -42,6 +50,8 @@ export interface LogRouteOptions extends Record<string, unknown> {
 }
 
 const LOG_ID = '^[0-9a-f]{64}$'
+/** LOG_ID as a RegExp, built once: for `current` and for the tile route, whose wildcard path has no params schema. */
+const LOG_ID_RE = new RegExp(LOG_ID)
 const SHA256 = '^[0-9a-f]{64}$'
 
 async function file(path: string): Promise<Buffer> {
@@ -57,7 +67,7 @@ export const logRoutes: FastifyPluginAsync<LogRouteOptions> = async (app, { dir,
     if (logId !== undefined) return join(dataDir, logId)
     if (dir !== undefined) return dir
     const id = (await file(join(dataDir, 'current'))).toString('utf8').trim()
-    if (!new RegExp(LOG_ID).test(id)) throw new GatewayError('GATEWAY_NOT_FOUND')
+    if (!LOG_ID_RE.test(id)) throw new GatewayError('GATEWAY_NOT_FOUND')
     return join(dataDir, id)
   }
   const send = (reply: FastifyReply, bytes: Buffer, type: string, cache: string) => reply.header('content-type', type).header('cache-control', cache).send(bytes)
@@ -65,6 +75,7 @@ export const logRoutes: FastifyPluginAsync<LogRouteOptions> = async (app, { dir,
   for (const prefix of ['/log', '/logs/:logId'] as const) {
     const params = prefix === '/log' ? undefined : { type: 'object', required: ['logId'], properties: { logId: { type: 'string', pattern: LOG_ID } } }
     type P = { logId?: string }
+    const live = prefix === '/log'
     app.get(
       `${prefix}/checkpoint`,
       { schema: { querystring: EMPTY_QUERY_SCHEMA, ...(params ? { params } : {}), response: PROBLEM_RESPONSES } },
@@ -73,7 +84,7 @@ export const logRoutes: FastifyPluginAsync<LogRouteOptions> = async (app, { dir,
     app.get(
       `${prefix}/key`,
       { schema: { querystring: EMPTY_QUERY_SCHEMA, ...(params ? { params } : {}), response: PROBLEM_RESPONSES } },
-      async (request, reply) => send(reply, await file(join(await base((request.params as P).logId), 'key')), 'text/plain; charset=utf-8', IMMUTABLE_CACHE_CONTROL),
+      async (request, reply) => send(reply, await file(join(await base((request.params as P).logId), 'key')), 'text/plain; charset=utf-8', live ? LIVE_LOG_CACHE_CONTROL : IMMUTABLE_CACHE_CONTROL),
     )
     app.get(
       `${prefix}/tile/*`,
@@ -87,8 +98,9 @@ export const logRoutes: FastifyPluginAsync<LogRouteOptions> = async (app, { dir,
           throw new GatewayError('GATEWAY_NOT_FOUND')
         }
         const logId = (request.params as P).logId
-        if (logId !== undefined && !new RegExp(LOG_ID).test(logId)) throw new GatewayError('GATEWAY_NOT_FOUND')
-        return send(reply, await file(join(await base(logId), rest)), 'application/octet-stream', c.width === TILE_WIDTH ? IMMUTABLE_CACHE_CONTROL : PARTIAL_TILE_CACHE_CONTROL)
+        if (logId !== undefined && !LOG_ID_RE.test(logId)) throw new GatewayError('GATEWAY_NOT_FOUND')
+        const cache = live ? LIVE_LOG_CACHE_CONTROL : c.width === TILE_WIDTH ? IMMUTABLE_CACHE_CONTROL : PARTIAL_TILE_CACHE_CONTROL
+        return send(reply, await file(join(await base(logId), rest)), 'application/octet-stream', cache)
       },
     )
     app.get(

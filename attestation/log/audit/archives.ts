@@ -59,7 +59,7 @@ export function createHttpCollateralArchive(baseUrl: string, fetch: FetchLike, l
   }
 }
 
-/** The canonical bytes of a collateral bundle as the gateway archives it (enclave/log/sink.ts collateralBytes). */
+/** The canonical bytes of a collateral bundle: the gateway archives these (enclave/log/sink.ts) and its fingerprint is their SHA-256. */
 export function collateralBundleBytes(bundle: unknown): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(bundle))
 }

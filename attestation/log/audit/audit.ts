@@ -38,6 +38,7 @@ import { LogError } from '../errors.ts'
 import { HASH_SIZE, hashEqual, leafHash } from '../hash.ts'
 import { buildMemoryTree, type MemoryTree } from '../merkle.ts'
 import { formatVerifierKey, parseVerifierKey } from '../note.ts'
+import { hex } from '../../bytes/hex.ts'
 import { readEntryBundle, readHashTile } from '../reader.ts'
 import { tilesForSize, TILE_HEIGHT, TILE_WIDTH, type TileCoordinates } from '../tile.ts'
 import { replayCollateralEntry, replayEvidenceEntry, type EvidenceContext } from './evidence.ts'
@@ -46,7 +47,6 @@ import { EMPTY_AUDIT_STATE, type AuditState, type LogState, type SeenCheckpoint 
 import type { AuditFinding, AuditOptions, AuditOutcome, AuditRegistration, AuditReport, EntryResult, ReceiptSignatureItem } from './types.ts'
 
 type Hex = `0x${string}`
-const hex = (b: Uint8Array) => Buffer.from(b).toString('hex')
 const codeOf = (e: unknown) => (e instanceof BaseError ? e.code : 'INTERNAL')
 
 async function mapLimit<T, R>(items: readonly T[], limit: number, f: (t: T, i: number) => Promise<R>): Promise<R[]> {
@@ -433,6 +433,12 @@ export async function auditLog(o: AuditOptions): Promise<AuditOutcome> {
     itemOf.push(r)
   }
   const verdicts = await (o.verifyReceiptSignatures ?? verifyReceiptSignaturesInThread)(items)
+  // One verdict per item or the audit stops: a short answer would leave receipts unjudged (and so passing), a long one names receipts never asked about.
+  if (!Array.isArray(verdicts) || verdicts.length !== items.length) {
+    throw new LogError('LOG_OPTIONS_INVALID', 'the receipt signature verifier must return one verdict per item', {
+      details: { items: items.length, verdicts: Array.isArray(verdicts) ? verdicts.length : null },
+    })
+  }
   verdicts.forEach((ok, k) => {
     if (ok) report.checks.receiptsVerified++
     else itemOf[k]!.findings.push({ code: 'LOG_RECEIPT_SIGNATURE_INVALID', index: itemOf[k]!.index, details: { signer: itemOf[k]!.entry.signer } })

@@ -10,7 +10,7 @@
  * cannot run is a finding (fail closed).
  *
  * Event logs are required: an entry without the CCEL is LOG_EVENTLOG_MISSING,
- * even with runtime events (those cover RTMR3 only). Without a replay the
+ * even with runtime events (those cover RTMR2/3 at most). Without a replay the
  * RTMRs of the quote vouch for nothing an auditor can read, and this
  * project has no policy under which that is acceptable; a platform without
  * CCEL fails the audit rather than passing it unreplayed.
@@ -23,8 +23,7 @@ import { computeReportData, hashGpuEvidence, NO_GPU_EVIDENCE_HASH } from '../../
 import { BaseError } from '../../errors.ts'
 import { parseCcelTable } from '../../eventlog/ccel.ts'
 import { parseEventLog } from '../../eventlog/event-log.ts'
-import { replayRtmrs, verifyRtmrs } from '../../eventlog/replay.ts'
-import { parseRuntimeEvents, verifyRuntimeEvents } from '../../eventlog/runtime-events.ts'
+import { parseRuntimeEvents, verifyEvidenceEvents, verifyRuntimeEvents } from '../../eventlog/runtime-events.ts'
 import { gpuEvidenceFromJson } from '../../nvidia/evidence.ts'
 import { verifyGpuEvidence } from '../../nvidia/verify/verify-gpu-evidence.ts'
 import { verifyRim, type VerifiedRim } from '../../nvidia/rim/verify.ts'
@@ -233,18 +232,23 @@ export async function replayEvidenceEntry(e: EvidenceEntry | RegistrationEvidenc
     findings.push({ code: 'LOG_EVIDENCE_INVALID', index, details: { step: 'binding', code: codeOf(err) } })
   }
 
-  // Event logs to RTMRs: the CCEL for RTMR0..2 (and 3 without runtime events), runtime events onto RTMR3.
+  // Event logs to RTMRs, bound as clients bind them (verifyEvidenceEvents, as bin/commands/verify-quote.ts): with
+  // the CCEL every register is compared, RTMR0/1 from the CCEL, RTMR2/3 with the runtime events (on either, as
+  // dstack extends RTMR2 too) replayed onto the CCEL's value. One replay: comparing RTMR2 by the CCEL alone
+  // reported a runtime event there as a mismatch that clients accept.
   try {
-    let base: Uint8Array[] | undefined
+    let ccel = null
     if (table !== null && data !== null) {
       parseCcelTable(table)
-      const events = parseEventLog(data).events
-      verifyRtmrs(events, report.rtmrs, runtimeBytes === null ? {} : { rtmrs: [0, 1, 2] })
-      base = replayRtmrs(events)
+      ccel = parseEventLog(data).events
     }
-    if (runtimeBytes !== null) {
-      const runtime = parseRuntimeEvents(JSON.parse(Buffer.from(runtimeBytes).toString('utf8')))
-      verifyRuntimeEvents(runtime, report.rtmrs, base ? { base } : {})
+    const runtime = runtimeBytes === null ? null : parseRuntimeEvents(JSON.parse(Buffer.from(runtimeBytes).toString('utf8')))
+    if (ccel !== null) {
+      verifyEvidenceEvents(ccel, runtime ?? [], report.rtmrs, [0, 1, 2, 3])
+    } else if (runtime !== null) {
+      // No CCEL: already LOG_EVENTLOG_MISSING (never a pass). RTMR3 is still compared as before, from zeros, so a
+      // runtime log the quote does not hold is reported too.
+      verifyRuntimeEvents(runtime, report.rtmrs)
     }
   } catch (err) {
     findings.push({ code: 'LOG_EVENTLOG_MISMATCH', index, details: { code: codeOf(err) } })

@@ -55,14 +55,32 @@ function msm128(points, scalars) {
   return acc
 }
 
-/** One signature, exactly (noble's verify with the recovery id checked). */
-export function verifyOne(digest, signature, publicKey) {
+/**
+ * The recovery id of Ethereum's r ‖ s ‖ v (v 27/28, or 0/1); null for any
+ * other v or a signature that is not 65 bytes. The one parser of v, shared
+ * by the batch, the single check and ecrecover (receipt-signatures.ts).
+ */
+export function recoveryId(signature) {
+  if (signature.length !== 65) return null
   const v = signature[64]
   const rec = v >= 27 ? v - 27 : v
-  if (rec !== 0 && rec !== 1) return false
-  const sig = new Uint8Array(65)
-  sig[0] = rec
-  sig.set(signature.subarray(0, 64), 1)
+  return rec === 0 || rec === 1 ? rec : null
+}
+
+/** Noble's recovered-signature layout (recovery ‖ r ‖ s) from Ethereum's r ‖ s ‖ v; null when `recoveryId` refuses it. */
+export function toNobleRecovered(signature) {
+  const rec = recoveryId(signature)
+  if (rec === null) return null
+  const out = new Uint8Array(65)
+  out[0] = rec
+  out.set(signature.subarray(0, 64), 1)
+  return out
+}
+
+/** One signature, exactly (noble's verify with the recovery id checked). */
+export function verifyOne(digest, signature, publicKey) {
+  const sig = toNobleRecovered(signature)
+  if (sig === null) return false
   try {
     return secp256k1.verify(sig, digest, publicKey, { prehash: false, lowS: false, format: 'recovered' })
   } catch {
@@ -72,9 +90,8 @@ export function verifyOne(digest, signature, publicKey) {
 
 /** Parse one member: R, u1, u2 (null when malformed, which is invalid). */
 function prepare(digest, signature) {
-  const v = signature[64]
-  const rec = v >= 27 ? v - 27 : v
-  if (rec !== 0 && rec !== 1) return null
+  const rec = recoveryId(signature)
+  if (rec === null) return null
   const r = big(signature.subarray(0, 32))
   const s = big(signature.subarray(32, 64))
   if (r === 0n || r >= N || s === 0n || s >= N) return null

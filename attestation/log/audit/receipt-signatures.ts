@@ -14,19 +14,8 @@ import { Worker } from 'node:worker_threads'
 import { secp256k1 } from '@noble/curves/secp256k1.js'
 import { keccak_256 } from '@noble/hashes/sha3.js'
 import type { ReceiptSignatureItem, ReceiptSignatureVerifier } from './types.ts'
-import { verifyBatch, verifyOne } from './receipt-batch-verify.mjs'
-
-/** Noble's recovered-signature layout (recovery ‖ r ‖ s) from Ethereum's r ‖ s ‖ v; null for a v that is not 27/28 (or 0/1). */
-export function toNobleRecovered(sig: Uint8Array): Uint8Array | null {
-  if (sig.length !== 65) return null
-  const v = sig[64]!
-  const rec = v >= 27 ? v - 27 : v
-  if (rec !== 0 && rec !== 1) return null
-  const out = new Uint8Array(65)
-  out[0] = rec
-  out.set(sig.subarray(0, 64), 1)
-  return out
-}
+import { toNobleRecovered, verifyBatch } from './receipt-batch-verify.mjs'
+import { hex } from '../../bytes/hex.ts'
 
 /** ecrecover: the compressed public key and address that signed `digest`, or null. */
 export function recoverSigner(digest: Uint8Array, signature: Uint8Array): { publicKey: Uint8Array; address: `0x${string}` } | null {
@@ -36,16 +25,11 @@ export function recoverSigner(digest: Uint8Array, signature: Uint8Array): { publ
     const pk = secp256k1.recoverPublicKey(sig, digest, { prehash: false })
     const point = secp256k1.Point.fromBytes(pk)
     const uncompressed = point.toBytes(false)
-    const address = `0x${Buffer.from(keccak_256(uncompressed.subarray(1)).subarray(12)).toString('hex')}` as const
+    const address = `0x${hex(keccak_256(uncompressed.subarray(1)).subarray(12))}` as const
     return { publicKey: point.toBytes(true), address }
   } catch {
     return null
   }
-}
-
-/** One signature against a known key, recovery id included (Ethereum ecrecover semantics; high s accepted like ecrecover). */
-export function verifyRecovered(item: ReceiptSignatureItem): boolean {
-  return verifyOne(item.digest, item.signature, item.publicKey)
 }
 
 /** The in-thread verifier (batched per key). */

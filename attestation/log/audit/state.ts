@@ -54,6 +54,15 @@ export function parseAuditState(json: string, leavesOf: (logId: string) => Uint8
   } catch (cause) {
     return logError('LOG_STATE_INVALID', 'state is not JSON', undefined, cause)
   }
+  return auditStateFromDocument(doc, leavesOf)
+}
+
+/**
+ * `parseAuditState` after JSON.parse: for a caller that has parsed the
+ * document already (the CLI reads the log ids in it to find the leaves
+ * files), so the text is parsed once. Every check is the same.
+ */
+export function auditStateFromDocument(doc: unknown, leavesOf: (logId: string) => Uint8Array | null): AuditState {
   const d = doc as { version?: unknown; logs?: unknown }
   if (typeof d !== 'object' || d === null || d.version !== 1 || typeof d.logs !== 'object' || d.logs === null) logError('LOG_STATE_INVALID', 'not an auditor state document')
   const logs: Record<string, LogState> = {}
