@@ -29,7 +29,12 @@ export interface GatewayChain {
 export function registryAnchorer(registry: RegistryWriterClient): CheckpointAnchorer {
   return {
     anchor: async (logId, size, root, signature) => ({ txHash: (await registry.anchorCheckpoint(logId, size, root, signature)).txHash }),
-    latest: async (logId) => (await registry.checkpointAnchors(logId)).at(-1) ?? null,
+    // One storage read, not a scan of every anchor event from block 0 (public RPCs refuse such
+    // log ranges). The contract keeps only the root's first 24 bytes; the worker reads `size` alone.
+    latest: async (logId) => {
+      const a = await registry.latestAnchor(logId)
+      return a === null ? null : { size: a.size, root: a.rootPrefix }
+    },
   }
 }
 

@@ -77,7 +77,10 @@ export function createRegistrationWorker(options: RegistrationWorkerOptions): Re
   const invalid = (what: string): never => {
     throw new ConfigError('ATTESTATION_OPTIONS_INVALID', `createRegistrationWorker: ${what}`)
   }
-  if (typeof o.registry?.register !== 'function' || typeof o.registry.freshnessBlock !== 'function') invalid('registry must be a RegistryWriter')
+  // hasPckCert included: attempt() calls it unconditionally, so a writer without it is refused here, not at the first try.
+  if (typeof o.registry?.register !== 'function' || typeof o.registry.freshnessBlock !== 'function' || typeof o.registry.hasPckCert !== 'function') {
+    invalid('registry must be a RegistryWriter')
+  }
   if (typeof o.evidence !== 'function') invalid('evidence must be a registration evidence source')
   if (typeof o.epochs?.current !== 'function') invalid('epochs must have current()')
   const initial = o.retryInitialMs ?? 1_000
@@ -114,7 +117,7 @@ export function createRegistrationWorker(options: RegistrationWorkerOptions): Re
   async function attempt(): Promise<void> {
     const block = await o.registry.freshnessBlock()
     const ev = await o.evidence({ blockHash: block.hash, blockNumber: block.number, chainId: o.registry.chainId, registry: o.registry.address })
-    const cached = typeof o.registry.hasPckCert === 'function' ? await o.registry.hasPckCert(ev.pckCertId) : false
+    const cached = await o.registry.hasPckCert(ev.pckCertId)
     const result = await o.registry.register({
       // Only signed bytes go on-chain; the PEM chain is replaced by the cached certificate id.
       quote: stripCertificationData(ev.quote),

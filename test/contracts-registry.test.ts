@@ -28,7 +28,9 @@ import { deployRegistry } from '../contracts/client/deploy.ts'
 import { createRegistryWriter, type EnclaveEndedEvent } from '../contracts/client/registry.ts'
 import type { CheckpointAnchor } from '../contracts/registry-types.ts'
 import { devRegistry, EPOCH_LENGTH_MS, fakeOhttpKey, GATEWAY_URL, MEASUREMENTS, MODEL, workloadIdOf, type DevRegistry } from './helpers/dev-registry.ts'
-import { INTEL_SGX_ROOT_CA } from '../attestation/roots/trust-root.ts'
+import { INTEL_SGX_ROOT_CA, trustedRootFromDer } from '../attestation/roots/trust-root.ts'
+import { parseCertificate } from '../attestation/pki/x509.ts'
+import { verifyQuote as verifyTdxQuote } from '../attestation/tdx/index.ts'
 
 const code = (c: string) => ({ code: c })
 
@@ -197,6 +199,31 @@ t.test('revoked PCK: registration refused, live record invalidated by anyone', a
   t.not(history[0]!.endedAt, null)
   const again = await f.freshSubmission()
   await t.rejects(f.registry.register(again.submission), code('REGISTRY_CERT_REVOKED'))
+})
+
+t.test('revoked TCB signing certificate: stored TCB info and QE identity refused from then on, as the TypeScript verifier refuses them', async (t) => {
+  const f = await devRegistry(t)
+  const root = trustedRootFromDer('dev', f.ca.rootCertificateDer, f.ca.rootFingerprint)
+  const { submission, evidence } = await f.freshSubmission()
+  const reg = await f.registry.register(submission)
+
+  // The Root CA CRL now lists the TCB signing certificate; the TCB info and QE identity it signed stay stored.
+  await f.anvil.testClient.mine({ blocks: 1, interval: 60 })
+  const revoking = signDevCollateral(f.ca, {
+    fmspc: DEV_FMSPC,
+    now: new Date(Number(await f.registry.chainTime()) * 1000),
+    platform: f.signer.platform,
+    revokedCaSerials: [parseCertificate(f.ca.tcbSigningDer).serial],
+  })
+  await f.pcs.submitCrl(collateralSubmission(revoking).crls[0]!)
+  const at = new Date(Number(await f.registry.chainTime()) * 1000)
+  t.throws(() => verifyTdxQuote(evidence.quote, revoking, { now: at, trustedRoot: root }), code('ATTESTATION_CERT_REVOKED'), 'TypeScript: revoked')
+  await t.rejects(f.registry.verifyQuote(submission.quote, submission.pckCertId), code('REGISTRY_CERT_REVOKED'), 'contract: revoked')
+  // A registration of the same platform and TCB hits the evaluation cache; the revocation is checked before it.
+  const again = await f.freshSubmission()
+  await t.rejects(f.registry.register(again.submission), code('REGISTRY_CERT_REVOKED'))
+  await f.registry.invalidate(reg.enclaveId)
+  t.equal(await f.registry.enclave(reg.enclaveId), null, 'invalidated')
 })
 
 t.test('TCB recovery: a record whose platform fell below the minimum is invalidated', async (t) => {

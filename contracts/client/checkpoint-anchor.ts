@@ -10,7 +10,7 @@
  * logId is the log's enclave id: keccak256 of the log's Ed25519 public key
  * (contracts/registry-types.ts), the record that may anchor it.
  */
-import { hashTypedData, keccak256, type Hex } from 'viem'
+import { hashTypedData, type Hex } from 'viem'
 import { ConfigError } from '../../attestation/errors.ts'
 import type { ReceiptDomain } from '../../enclave/receipts.ts'
 
@@ -24,8 +24,6 @@ export const CHECKPOINT_ANCHOR_TYPES = {
 } as const
 
 export const CHECKPOINT_ANCHOR_PRIMARY_TYPE = 'CheckpointAnchor' as const
-/** `encodeType(CheckpointAnchor)`; keccak256 of it is the contract's CHECKPOINT_ANCHOR_TYPEHASH. */
-export const CHECKPOINT_ANCHOR_TYPE_STRING = 'CheckpointAnchor(bytes32 logId,uint64 size,bytes32 root)'
 
 export interface CheckpointAnchorFields {
   readonly logId: Hex
@@ -41,10 +39,8 @@ function bytes32(v: unknown, field: string): Hex {
   return v.toLowerCase() as Hex
 }
 
-/** The log id of a log public key: keccak256 of its bytes (the enclave id). */
-export function logIdOf(logPublicKey: Uint8Array): Hex {
-  return keccak256(logPublicKey)
-}
+/** The log id of a log public key (the enclave id): the log's own definition, re-exported so the two cannot drift. */
+export { logIdOf } from '../../attestation/log/checkpoint.ts'
 
 /** The full typed-data definition (what viem's signTypedData / verifyTypedData take). */
 export function checkpointAnchorTypedData(fields: CheckpointAnchorFields, domain: ReceiptDomain) {

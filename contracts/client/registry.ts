@@ -12,7 +12,7 @@
  * poller of our own per watch, never viem's watchContractEvent (see
  * `watchEvents`).
  */
-import { decodeFunctionData, getAddress, keccak256, toBytes, toHex, zeroAddress, type Address, type Hex, type Log } from 'viem'
+import { decodeFunctionData, getAddress, isAddressEqual, keccak256, parseEventLogs, toBytes, toHex, zeroAddress, type Address, type Hex, type Log } from 'viem'
 import type {
   CheckpointAnchor,
   EnclaveRecord,
@@ -25,15 +25,14 @@ import type {
 } from '../registry-types.ts'
 import { REGISTRY_TCB_STATUSES } from '../registry-types.ts'
 import type { ReceiptFields } from '../../enclave/receipts.ts'
+import { TCB_STATUSES } from '../../attestation/tdx/abi/collateral.ts'
 import { attestationRegistryAbi } from '../artifacts/attestation-registry.ts'
 import { pcsCollateralAbi } from '../artifacts/pcs-collateral.ts'
 import { RegistryError, registryErrorFrom } from './errors.ts'
 import { sendContractTx, type AnyPublicClient, type AnyWalletClient, type SentTransaction } from './tx.ts'
 
-/** Status names by rank, Revoked included (verifyQuote may report it before policy). */
-const STATUS_NAMES = [...REGISTRY_TCB_STATUSES, 'Revoked'] as const
-
-export type QuoteTcbStatus = (typeof STATUS_NAMES)[number]
+/** Status names by rank, Revoked included (verifyQuote may report it before policy): the contract ranks them as the TypeScript verifier's TCB_STATUSES. */
+export type QuoteTcbStatus = (typeof TCB_STATUSES)[number]
 
 /** AttestationRegistry.verifyQuote, decoded: comparable with attestation/tdx verifyQuote. */
 export interface OnChainQuoteResult {
@@ -51,7 +50,7 @@ export interface OnChainQuoteResult {
 }
 
 function statusName(rank: number): QuoteTcbStatus {
-  const s = STATUS_NAMES[rank]
+  const s = TCB_STATUSES[rank]
   if (s === undefined) throw new RegistryError('REGISTRY_REVERTED', { details: { status: rank } })
   return s
 }
@@ -193,12 +192,15 @@ export async function createRegistryClient(o: RegistryClientOptions): Promise<Re
     if (r.signer === zeroAddress) return null
     return { ...toRecord(enclaveId, r), pckCertId: r.pckCertId, quoteHash: r.quoteHash }
   }
-  const enclave = async (enclaveId: Hex): Promise<EnclaveRecord | null> => {
-    const [r, now] = await Promise.all([storedRecord(enclaveId), chainTime()])
-    if (r === null || r.expiresAt <= now) return null
+  /** The record if live at chain time `now` (default: read now); callers judging many records read the clock once. */
+  const liveRecord = async (enclaveId: Hex, now?: bigint): Promise<EnclaveRecord | null> => {
+    const [r, at] = await Promise.all([storedRecord(enclaveId), now ?? chainTime()])
+    if (r === null || r.expiresAt <= at) return null
     const { pckCertId: _p, quoteHash: _q, ...record } = r
     return record
   }
+  // Public one-argument form: `ids.map(client.enclave)` must not pass an index as the clock.
+  const enclave = (enclaveId: Hex) => liveRecord(enclaveId)
   const logs = (eventName: string, args: Record<string, unknown>) =>
     read<(Log & { args: Record<string, unknown>; eventName: string })[]>(
       pc.getContractEvents({ address, abi: attestationRegistryAbi, eventName, args, fromBlock, toBlock: 'latest' } as never),
@@ -281,7 +283,8 @@ export async function createRegistryClient(o: RegistryClientOptions): Promise<Re
     async enclavesForModel(model) {
       const events = await logs('EnclaveRegistered', { modelHash: keccak256(toBytes(model)) })
       const ids = [...new Set(events.map((e) => e.args.enclaveId as Hex))]
-      const records = await Promise.all(ids.map(enclave))
+      const now = await chainTime()
+      const records = await Promise.all(ids.map((id) => liveRecord(id, now)))
       return records.filter((r): r is EnclaveRecord => r !== null && r.model === model)
     },
     async registrationsOf(signingAddress) {
@@ -453,6 +456,9 @@ export async function createRegistryWriter(o: RegistryClientOptions & { readonly
   const reader = await createRegistryClient(o)
   const send = (functionName: string, args: readonly unknown[], gas?: bigint) =>
     sendContractTx(o.publicClient, o.walletClient, { address: reader.address, abi: attestationRegistryAbi, functionName, args, ...(gas ? { gas } : {}) })
+  /** The registry's events of one kind in a transaction's receipt (logs of other contracts ignored). */
+  const ownEvents = <N extends 'EnclaveRegistered' | 'CheckpointForkDetected'>(t: SentTransaction, eventName: N) =>
+    parseEventLogs({ abi: attestationRegistryAbi, eventName, logs: t.receipt.logs.filter((l) => isAddressEqual(l.address, reader.address)) })
   let pcs: Address | undefined
   const pcsAddress = async () => (pcs ??= await reader.pcsAddress())
   return {
@@ -482,12 +488,14 @@ export async function createRegistryWriter(o: RegistryClientOptions & { readonly
         },
       ])
       const enclaveId = keccak256(d.logPublicKey)
-      const record = await reader.storedRecord(enclaveId)
-      return { txHash: t.txHash, enclaveId, epoch: d.epoch, blockNumber: t.blockNumber, expiresAt: record?.expiresAt ?? 0n, gasUsed: t.gasUsed }
+      // The expiry from this transaction's own EnclaveRegistered event, not a read of the record
+      // afterwards: behind a fallback transport that read may reach a node that lags the receipt.
+      const registered = ownEvents(t, 'EnclaveRegistered').find((e) => e.args.enclaveId === enclaveId)
+      return { txHash: t.txHash, enclaveId, epoch: d.epoch, blockNumber: t.blockNumber, expiresAt: registered?.args.expiresAt ?? 0n, gasUsed: t.gasUsed }
     },
     async anchorCheckpoint(logId, size, root, signature) {
       const t = await send('anchorCheckpoint', [logId, size, root, signature])
-      const forked = t.receipt.logs.some((l) => l.topics[0] === keccak256(toBytes('CheckpointForkDetected(bytes32,uint64,bytes24,bytes32)')))
+      const forked = ownEvents(t, 'CheckpointForkDetected').length > 0
       return { ...t, anchored: !forked }
     },
     async invalidate(enclaveId) {

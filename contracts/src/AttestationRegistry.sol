@@ -2,6 +2,7 @@
 pragma solidity ^0.8.30;
 
 import {PcsCollateral} from "./PcsCollateral.sol";
+import {Crypto} from "./lib/Crypto.sol";
 import "./lib/Errors.sol";
 
 /**
@@ -228,20 +229,6 @@ contract AttestationRegistry {
         }
     }
 
-    function p256(bytes32 h, bytes32 r, bytes32 s, bytes32 x, bytes32 y) private view returns (bool ok) {
-        assembly ("memory-safe") {
-            let p := mload(0x40)
-            mstore(p, h)
-            mstore(add(p, 0x20), r)
-            mstore(add(p, 0x40), s)
-            mstore(add(p, 0x60), x)
-            mstore(add(p, 0x80), y)
-            mstore(0x00, 0)
-            let success := staticcall(gas(), 0x100, p, 0xa0, 0x00, 0x20)
-            ok := and(success, and(eq(returndatasize(), 0x20), eq(mload(0x00), 1)))
-        }
-    }
-
     /**
      * @dev The three signature links [TDX-QL A.3.7, A.3.10]: QE report signed
      *      by the PCK key; QE REPORTDATA = SHA-256(attestation key ‖ QE auth
@@ -249,7 +236,7 @@ contract AttestationRegistry {
      */
     function checkSignatures(bytes calldata q, Layout memory l, PcsCollateral.Pck memory p) private view {
         uint256 qe = l.qeReport;
-        if (!p256(sha256Of(q, qe, qe + 384), bytes32(q[qe + 384:qe + 416]), bytes32(q[qe + 416:qe + 448]), p.pkX, p.pkY)) {
+        if (!Crypto.p256Verify(sha256Of(q, qe, qe + 384), bytes32(q[qe + 384:qe + 416]), bytes32(q[qe + 416:qe + 448]), p.pkX, p.pkY)) {
             revert QeReportSignatureInvalid();
         }
         uint256 key = l.bodyEnd + 68;
@@ -265,7 +252,7 @@ contract AttestationRegistry {
         }
         if (bytes32(q[qe + 320:qe + 352]) != expected || bytes32(q[qe + 352:qe + 384]) != bytes32(0)) revert QeReportDataMismatch();
         uint256 sig = l.bodyEnd + 4;
-        if (!p256(sha256Of(q, 0, l.bodyEnd), bytes32(q[sig:sig + 32]), bytes32(q[sig + 32:sig + 64]), bytes32(q[key:key + 32]), bytes32(q[key + 32:key + 64]))) {
+        if (!Crypto.p256Verify(sha256Of(q, 0, l.bodyEnd), bytes32(q[sig:sig + 32]), bytes32(q[sig + 32:sig + 64]), bytes32(q[key:key + 32]), bytes32(q[key + 32:key + 64]))) {
             revert QuoteSignatureInvalid();
         }
     }

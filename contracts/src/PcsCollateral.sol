@@ -115,6 +115,9 @@ contract PcsCollateral {
         uint8 moduleIdentityCount;
         /// @dev First 8 bytes of SHA-256 of the document: the last tie-break of `rank`.
         bytes8 digestPrefix;
+        /// @dev Serial hash of the TCB signing certificate that signed the document: `collateralState`
+        ///      re-checks it against the Root CA CRL on every use, not only at submission.
+        bytes32 signerSerialHash;
     }
 
     struct QeIdentity {
@@ -132,6 +135,8 @@ contract PcsCollateral {
         bytes16 attributes;
         bytes16 attributesMask;
         bytes32 mrSigner;
+        /// @dev As TcbInfoMeta.signerSerialHash.
+        bytes32 signerSerialHash;
     }
 
     /// @notice Inputs of one TCB evaluation, straight from a quote and its PCK.
@@ -381,7 +386,8 @@ contract PcsCollateral {
             seq,
             doc.pceId,
             doc.identityCount > 255 ? 255 : uint8(doc.identityCount),
-            bytes8(digest)
+            bytes8(digest),
+            ca.serialHash
         );
         emit TcbInfoStored(doc.fmspc, seq, doc.evaluationDataNumber, doc.issueDate, doc.nextUpdate);
     }
@@ -416,14 +422,15 @@ contract PcsCollateral {
             bytes8(digest),
             d.attributes,
             d.attributesMask,
-            d.mrSigner
+            d.mrSigner,
+            ca.serialHash
         );
         emit QeIdentityStored(seq, d.evaluationDataNumber, d.issueDate, d.nextUpdate);
     }
 
     // ------------------------------------------------------------------ evaluation
 
-    /// @notice Current TCB info and QE identity sequence numbers for `fmspc`, checked valid now.
+    /// @notice Current TCB info and QE identity sequence numbers for `fmspc`, checked valid now (their signing certificate not revoked).
     function collateralState(bytes6 fmspc) public view returns (uint32 tcbSeq, uint32 qeSeq, uint64 validUntil) {
         TcbInfoMeta storage m = tcbInfo[fmspc];
         if (m.seq == 0) revert TcbInfoMissing(fmspc);
@@ -431,6 +438,13 @@ contract PcsCollateral {
         QeIdentity storage q = qeIdentity;
         if (q.seq == 0) revert QeIdentityMissing();
         if (block.timestamp < q.validFrom || block.timestamp > q.validUntil) revert CollateralExpired(ITEM_QE_IDENTITY);
+        // The signing certificate revoked after submission ends both documents at once, as the
+        // TypeScript verifier (which checks it on every verification) sees it, not at nextUpdate.
+        // Intel signs both with one certificate, so the second lookup is usually skipped.
+        bytes32 tcbSigner = m.signerSerialHash;
+        bytes32 qeSigner = q.signerSerialHash;
+        if (revoked[rootNameHash][tcbSigner]) revert CertRevoked(tcbSigner);
+        if (qeSigner != tcbSigner && revoked[rootNameHash][qeSigner]) revert CertRevoked(qeSigner);
         return (m.seq, q.seq, min(m.validUntil, q.validUntil));
     }
 

@@ -2,6 +2,7 @@
 pragma solidity ^0.8.30;
 
 import {DerMalformed} from "./Errors.sol";
+import {Crypto} from "./Crypto.sol";
 
 /**
  * @title Der
@@ -57,25 +58,9 @@ library Der {
         return at(d, n.end, parent.end);
     }
 
-    /// @notice True when `n`'s full encoding equals `expected` byte for byte.
-    function equals(bytes memory d, Node memory n, bytes memory expected) internal pure returns (bool) {
-        if (n.end - n.start != expected.length) return false;
-        bytes32 a;
-        uint256 s = n.start;
-        uint256 len = expected.length;
-        assembly ("memory-safe") {
-            a := keccak256(add(add(d, 32), s), len)
-        }
-        return a == keccak256(expected);
-    }
-
     /// @notice keccak256 of a node's full encoding (the identity of a Name, say).
-    function hashOf(bytes memory d, Node memory n) internal pure returns (bytes32 h) {
-        uint256 s = n.start;
-        uint256 len = n.end - n.start;
-        assembly ("memory-safe") {
-            h := keccak256(add(add(d, 32), s), len)
-        }
+    function hashOf(bytes memory d, Node memory n) internal pure returns (bytes32) {
+        return Crypto.keccakSlice(d, n.start, n.end);
     }
 
     /// @notice An INTEGER's magnitude, leading zero octets stripped, as a 32-byte right-aligned word (≤ 32 significant bytes).
@@ -89,14 +74,11 @@ library Der {
     }
 
     /// @notice keccak256 of an INTEGER's magnitude with leading zeros stripped: a serial number's identity.
-    function serialHash(bytes memory d, Node memory n) internal pure returns (bytes32 h) {
+    function serialHash(bytes memory d, Node memory n) internal pure returns (bytes32) {
         if (n.tag != 0x02 || n.cs == n.end) revert DerMalformed(n.start);
         uint256 p = n.cs;
         while (p + 1 < n.end && d[p] == 0) p++;
-        uint256 len = n.end - p;
-        assembly ("memory-safe") {
-            h := keccak256(add(add(d, 32), p), len)
-        }
+        return Crypto.keccakSlice(d, p, n.end);
     }
 
     /// @notice A 32-byte big-endian word from an INTEGER of an ECDSA signature (≤ 33 octets with a sign octet).

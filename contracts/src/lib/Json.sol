@@ -3,6 +3,7 @@ pragma solidity ^0.8.30;
 
 import {JsonMalformed} from "./Errors.sol";
 import {DateTime} from "./DateTime.sol";
+import {Crypto} from "./Crypto.sol";
 
 /**
  * @title Json
@@ -167,8 +168,9 @@ library Json {
     function member(bytes memory j, uint256 p) internal pure returns (bool done, bytes32 key, uint256 vs) {
         if (ch(j, p) == "}") return (true, 0, p + 1);
         uint256 e = skipString(j, p);
-        assembly ("memory-safe") {
-            key := keccak256(add(add(j, 33), p), sub(e, add(p, 2)))
+        // The key's text, quotes excluded; skipString returned e ≥ p + 2, so neither bound wraps.
+        unchecked {
+            key = Crypto.keccakSlice(j, p + 1, e - 1);
         }
         p = ws(j, e);
         if (ch(j, p) != ":") revert JsonMalformed(p);
@@ -256,10 +258,7 @@ library Json {
      */
     function statusAt(bytes memory j, uint256 p) internal pure returns (uint8 rank, uint256 end) {
         (uint256 s, uint256 e, uint256 x) = stringAt(j, p);
-        bytes32 h;
-        assembly ("memory-safe") {
-            h := keccak256(add(add(j, 32), s), sub(e, s))
-        }
+        bytes32 h = Crypto.keccakSlice(j, s, e);
         end = x;
         if (h == keccak256("UpToDate")) rank = 0;
         else if (h == keccak256("SWHardeningNeeded")) rank = 1;

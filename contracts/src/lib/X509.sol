@@ -220,7 +220,7 @@ library X509 {
         }
     }
 
-    /// @notice Serial hash of each revoked entry: iterate with `firstRevoked` / `nextRevoked`.
+    /// @notice Serial hash of one revoked entry (CertificateParser.parseCrl walks `Crl.revoked`'s children).
     function revokedSerial(bytes memory d, Der.Node memory entry) internal pure returns (bytes32) {
         if (entry.tag != 0x30) revert DerMalformed(entry.start);
         return d.serialHash(d.expect(entry.cs, entry.end, 0x02));
@@ -234,12 +234,7 @@ library X509 {
 
     function memberId(bytes memory d, Der.Node memory oid, uint256 len) private pure returns (uint256) {
         if (oid.tag != 0x06 || oid.end - oid.cs != len) return 0;
-        bytes32 h;
-        uint256 s = oid.cs;
-        assembly ("memory-safe") {
-            h := keccak256(add(add(d, 32), s), 9)
-        }
-        if (h != SGX_OID_PREFIX_HASH) return 0;
+        if (Crypto.keccakSlice(d, oid.cs, oid.cs + 9) != SGX_OID_PREFIX_HASH) return 0;
         if (len == 11 && d[oid.cs + 9] != 0x02) return 0;
         return uint8(d[oid.end - 1]);
     }
