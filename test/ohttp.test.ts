@@ -477,6 +477,31 @@ t.test('replay protection (RFC 9458 §6.5)', async (t) => {
   t.equal(await rejection(s2.decapsulate(junk.body, junk.contentType)), 'ENCLAVE_OHTTP_REPLAYED')
 })
 
+t.test('contexts made ahead (client.ts): every request has a fresh ephemeral key, whole or chunked, in bursts and after refills', async (t) => {
+  const { server } = setup()
+  const encs = new Set<string>()
+  const send = async (chunked: boolean) => {
+    const r = await encapsulateRequest(pair.keyConfig, chatRequest, { chunked })
+    encs.add(Buffer.from(r.body.subarray(7, 39)).toString('hex'))
+    const d = await server.decapsulate(r.body, r.contentType)
+    t.same(d.bhttp, chatRequest)
+    // The response is bound to this request's own context.
+    const answer = encodeBhttpResponse({ status: 200, headers: {}, content: 'ok' })
+    const sealed = await d.respond.seal(answer)
+    t.same(await collect(r.open(sealed.contentType, [sealed.body])), [answer])
+  }
+  let n = 0
+  for (const chunked of [false, true]) {
+    // A burst (spares run out, contexts made on the spot), a pause (spares made), another burst.
+    await Promise.all(Array.from({ length: 5 }, () => send(chunked)))
+    n += 5
+    await new Promise((r) => setTimeout(r, 20))
+    for (let i = 0; i < 5; i++) await send(chunked)
+    n += 5
+  }
+  t.equal(encs.size, n, 'no ephemeral key (enc) is ever used twice')
+})
+
 t.test('the inner date (RFC 9458 §6.5): checked before the replay cache, refusals stay answerable', async (t) => {
   const clock = { now: Date.UTC(2026, 10, 1, 12, 0, 0) }
   const replay = createReplayCache({ windowMs: 2 * 30_000 + 1, maxEntries: 100, now: () => clock.now })

@@ -34,6 +34,7 @@ import {
 } from './media-types.ts'
 import { deriveResponseKeys, openResponse, responseNonceLength } from './response.ts'
 import { concatBytes } from '../../attestation/bytes/concat.ts'
+import { hex } from '../../attestation/bytes/hex.ts'
 
 export interface EncapsulateRequestOptions {
   /**
@@ -124,6 +125,54 @@ async function recipientKey(config: KeyConfig, aeadId: number): Promise<CryptoKe
   return key
 }
 
+/**
+ * Sender contexts made ahead. SetupBaseS (RFC 9180 §5.1.1: a fresh
+ * ephemeral key pair, X25519 with the recipient's key, the key schedule)
+ * depends on the key config and `info` (RFC 9458 §4.3: the label and the
+ * request header), never on the request, so it is done while the previous
+ * request is in flight instead of while the next one waits (~0.3 ms of
+ * every request's latency, measured on bench:proxy). Each context seals
+ * one request and is dropped, exactly like one made on the spot: its
+ * ephemeral key is fresh and used once (the gateway's replay cache and the
+ * unlinkability of requests rely on that), and it never leaves this module.
+ */
+const SPARES_PER_SLOT = 2
+/** Slots (recipient key, info) kept; a client talks to few gateways at once. */
+const SPARE_SLOTS = 16
+const spares = new Map<string, SenderContext[]>()
+const refilling = new Set<string>()
+
+function takeSpare(slot: string): SenderContext | undefined {
+  return spares.get(slot)?.pop()
+}
+
+/** Top the slot up after the current I/O (the request being sent), one context per turn of the loop. */
+function refillSpares(slot: string, suite: ReturnType<typeof cipherSuite>, recipientPublicKey: CryptoKey, info: Uint8Array): void {
+  if (refilling.has(slot)) return
+  refilling.add(slot)
+  const step = () => {
+    let list = spares.get(slot)
+    if (list === undefined) {
+      if (spares.size >= SPARE_SLOTS) spares.delete(spares.keys().next().value!)
+      list = []
+      spares.set(slot, list)
+    }
+    if (list.length >= SPARES_PER_SLOT) {
+      refilling.delete(slot)
+      return
+    }
+    suite.createSenderContext({ recipientPublicKey, info }).then(
+      (context) => {
+        list.push(context)
+        setImmediate(step).unref()
+      },
+      // The request itself makes its context on the spot and reports the failure.
+      () => refilling.delete(slot),
+    )
+  }
+  setImmediate(step).unref()
+}
+
 async function collect(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<Uint8Array> {
   const parts: Uint8Array[] = []
   for await (const part of source) parts.push(part)
@@ -148,7 +197,14 @@ async function encapsulate(
   const hdr = requestHeader(config.keyId, config.kemId, kdfId, aead.id)
   const info = requestInfo(chunked ? LABEL_CHUNKED_REQUEST : LABEL_REQUEST, hdr)
   const recipientPublicKey = await recipientKey(config, aead.id)
-  const context: SenderContext = await suite.createSenderContext(ephemeral === undefined ? { recipientPublicKey, info } : { recipientPublicKey, info, ekm: ephemeral })
+  let context: SenderContext
+  if (ephemeral === undefined) {
+    const slot = `${hex(config.publicKey)}/${hex(info)}`
+    context = takeSpare(slot) ?? (await suite.createSenderContext({ recipientPublicKey, info }))
+    refillSpares(slot, suite, recipientPublicKey, info)
+  } else {
+    context = await suite.createSenderContext({ recipientPublicKey, info, ekm: ephemeral })
+  }
   const enc = new Uint8Array(context.enc)
   const sealed = chunked ? await sealRequestChunks(context, bhttpRequest, chunkLength) : new Uint8Array(await context.seal(bhttpRequest))
   const body = new Uint8Array(hdr.length + enc.length + sealed.length)
