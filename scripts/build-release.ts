@@ -7,9 +7,10 @@
  *   dist/release/cgw.mjs        esbuild bundle of bin/cgw (gateway + CLI), one ESM file
  *   dist/release/receipt-signature-worker.mjs
  *                               the audit's worker thread (WORKER_ENTRIES), bundled on its own
+ *   dist/release/secp256k1.wasm libsecp256k1 (RELEASE_ASSETS), which tiny-secp256k1 reads beside the bundle
  *   dist/release/package.json   name, version, the external native packages, pinned
  *   dist/release/release.json   manifest (deploy/release/manifest.ts); SHA-384 of it = release hash
- *   dist/confidential-gateway-<version>.tar.gz   the three files, deterministic tar + gzip
+ *   dist/confidential-gateway-<version>.tar.gz   these files, deterministic tar + gzip
  *
  * Determinism, option by option (esbuild is deterministic for fixed inputs
  * and options; what remains is what could carry the build machine in):
@@ -56,6 +57,17 @@ export const RELEASE_ENTRY = 'deploy/release/entry.ts'
  */
 export const WORKER_ENTRIES: readonly { readonly source: string; readonly out: string }[] = [
   { source: 'attestation/log/audit/receipt-signature-worker.mjs', out: 'receipt-signature-worker.mjs' },
+]
+/**
+ * Files a bundled dependency reads beside itself, copied byte for byte from
+ * the checkout's node_modules (so the lockfile pins them) into the release,
+ * its manifest and so its hash. tiny-secp256k1 loads its WebAssembly with
+ * `new URL(name, import.meta.url)` — a computed name the reference check
+ * below cannot see, so it is listed here and its name must appear in the
+ * bundle (a renamed asset fails the build).
+ */
+export const RELEASE_ASSETS: readonly { readonly source: string; readonly out: string }[] = [
+  { source: 'node_modules/tiny-secp256k1/lib/secp256k1.wasm', out: 'secp256k1.wasm' },
 ]
 /** The constant banner (see the module header). */
 export const BUNDLE_BANNER = "import { createRequire as __cgwCreateRequire } from 'node:module';\nconst require = __cgwCreateRequire(import.meta.url);"
@@ -137,7 +149,12 @@ export async function buildRelease(options: BuildReleaseOptions): Promise<BuiltR
   }
   const bundle = output('cgw.mjs')
   const workers = WORKER_ENTRIES.map((w) => ({ path: w.out, mode: '0644' as const, bytes: output(w.out).contents }))
-  const shipped = ['cgw.mjs', 'package.json', ...workers.map((w) => w.path)]
+  const assets = await Promise.all(RELEASE_ASSETS.map(async (a) => ({ path: a.out, mode: '0644' as const, bytes: new Uint8Array(await readFile(join(root, a.source))) })))
+  const shipped = ['cgw.mjs', 'package.json', ...workers.map((w) => w.path), ...assets.map((a) => a.path)]
+  const bundleText = Buffer.from(bundle.contents).toString('utf8')
+  for (const a of assets) {
+    if (!bundleText.includes(`"${a.path}"`)) throw new ReleaseError('RELEASE_BUNDLE_INCOMPLETE', `the bundle no longer names ${a.path}`, { details: { file: a.path } })
+  }
   for (const f of [{ path: 'cgw.mjs', bytes: bundle.contents }, ...workers]) {
     const text = Buffer.from(f.bytes).toString('utf8')
     // Fail rather than ship a bundle that names the build machine.
@@ -152,6 +169,7 @@ export async function buildRelease(options: BuildReleaseOptions): Promise<BuiltR
     { path: 'cgw.mjs', mode: '0755' as const, bytes: bundle.contents },
     { path: 'package.json', mode: '0644' as const, bytes: packageJson },
     ...workers,
+    ...assets,
   ]
   const manifest = createReleaseManifest({ name: pkg.name, packageVersion: pkg.version, external, files })
   const manifestBytes = encodeReleaseManifest(manifest)

@@ -167,7 +167,7 @@ t.test('engine errors: status passed back; a broken stream is an error', async (
   t.equal(code, 'CLIENT_UPSTREAM_FAILED')
 })
 
-t.test('receipt checks: the fast path agrees with recovery, and refuses a wrong signer or body', async (t) => {
+t.test('receipt checks: the first matched by address, later ones by the kept key; a wrong signer, body or high s refused', async (t) => {
   const world = await devWorld(t)
   const p = await startDevProvider(t, world)
   const client = await clientFor(t, world)
@@ -180,14 +180,19 @@ t.test('receipt checks: the fast path agrees with recovery, and refuses a wrong 
   const { r, provider } = receipts[2]!
   const v = createReceiptVerifier(provider.signingAddress)
   const expect = { requestHash: r.fields.requestHash, responseHash: r.fields.responseHash, model: 'test-model', epoch: provider.epoch, domain: null }
-  t.ok(await v.verify(r.json, expect), 'first (recovery)')
-  t.ok(await v.verify(r.json, expect), 'second (recovery, then the key table is built)')
-  t.ok(await v.verify(r.json, expect), 'third (the key table)')
+  t.ok(await v.verify(r.json, expect), 'first (recovered key matched by address)')
+  t.ok(await v.verify(r.json, expect), 'second (matched by the kept key)')
+  t.ok(await v.verify(receipts[1]!.r.json, { ...expect, requestHash: receipts[1]!.r.fields.requestHash, responseHash: receipts[1]!.r.fields.responseHash }), 'another receipt of the signer')
   const codeOf = (p: Promise<unknown>) => p.then(() => 'ok', (e: { code: string }) => e.code)
   t.equal(await codeOf(v.verify(r.json, { ...expect, responseHash: `0x${'00'.repeat(32)}` })), 'CLIENT_RECEIPT_INVALID')
   t.equal(await codeOf(v.verify(r.json, { ...expect, model: 'other' })), 'CLIENT_RECEIPT_INVALID')
   const other = receipts[1]!.r
   t.equal(await codeOf(v.verify({ ...r.json, signature: other.signature }, expect)), 'CLIENT_RECEIPT_INVALID', 'another receipt’s signature')
+  // EIP-2: (r, n - s, v flipped) recovers the same key (ecrecover accepts it), but the enclave never makes it.
+  const n = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n
+  const sig = r.signature.slice(2)
+  const malleated = `0x${sig.slice(0, 64)}${(n - BigInt(`0x${sig.slice(64, 128)}`)).toString(16).padStart(64, '0')}${sig.slice(128) === '1b' ? '1c' : '1b'}`
+  t.equal(await codeOf(v.verify({ ...r.json, signature: malleated }, expect)), 'CLIENT_RECEIPT_INVALID', 'the high-s twin of a valid signature')
   const high = createReceiptVerifier(`0x${'11'.repeat(20)}`)
   t.equal(await codeOf(high.verify(r.json, expect)), 'CLIENT_RECEIPT_INVALID', 'another signer')
 })

@@ -55,7 +55,7 @@ let builtB: BuiltRelease
 t.test('two builds in different directories are byte-identical', async (t) => {
   builtA = await buildRelease({ root: a, env: {} })
   builtB = await buildRelease({ root: b, env: {} })
-  for (const f of ['cgw.mjs', 'package.json', 'receipt-signature-worker.mjs', 'release.json']) {
+  for (const f of ['cgw.mjs', 'package.json', 'receipt-signature-worker.mjs', 'secp256k1.wasm', 'release.json']) {
     const x = await readFile(join(builtA.releaseDir, f))
     const y = await readFile(join(builtB.releaseDir, f))
     t.ok(x.equals(y), `release/${f} identical`)
@@ -74,7 +74,9 @@ t.test('two builds in different directories are byte-identical', async (t) => {
 t.test('the manifest is canonical and covers every release file', async (t) => {
   const v = await verifyReleaseDirectory(builtA.releaseDir)
   t.equal(Buffer.from(v.releaseHash).toString('hex'), builtA.releaseHash)
-  t.same(v.manifest.files.map((f) => f.path), ['cgw.mjs', 'package.json', 'receipt-signature-worker.mjs'])
+  t.same(v.manifest.files.map((f) => f.path), ['cgw.mjs', 'package.json', 'receipt-signature-worker.mjs', 'secp256k1.wasm'])
+  const wasm = await readFile(join(builtA.releaseDir, 'secp256k1.wasm'))
+  t.ok(wasm.equals(await readFile(join(repo, 'node_modules/tiny-secp256k1/lib/secp256k1.wasm'))), 'libsecp256k1 shipped byte for byte as the lockfile pins it')
   const pinned = JSON.parse(await readFile(join(repo, 'package.json'), 'utf8')).dependencies
   t.same(v.manifest.external, { koffi: pinned.koffi, 'node-llama-cpp': pinned['node-llama-cpp'] }, 'native addons pinned as in package.json')
   const bytes = await readFile(join(builtA.releaseDir, 'release.json'))
@@ -100,9 +102,10 @@ t.test('the tarball: fixed order, mtime, owner and modes', async (t) => {
     'confidential-gateway-0.1.0/package.json',
     'confidential-gateway-0.1.0/receipt-signature-worker.mjs',
     'confidential-gateway-0.1.0/release.json',
+    'confidential-gateway-0.1.0/secp256k1.wasm',
   ])
   t.ok(entries.every((e) => e.uid === '0000000' && e.gid === '0000000' && e.mtime === '00000000000'), 'uid/gid 0, mtime 0')
-  t.same(entries.map((e) => e.mode), ['0000755', '0000755', '0000644', '0000644', '0000644'])
+  t.same(entries.map((e) => e.mode), ['0000755', '0000755', '0000644', '0000644', '0000644', '0000644'])
   // SOURCE_DATE_EPOCH moves only the mtimes, never the release hash.
   t.equal(sourceDateEpoch({ SOURCE_DATE_EPOCH: '1700000000' }), 1700000000)
   t.throws(() => sourceDateEpoch({ SOURCE_DATE_EPOCH: 'yesterday' }))

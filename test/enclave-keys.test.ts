@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto'
 import { inspect } from 'node:util'
 import t from 'tap'
 import { hashTypedData, isAddress, recoverAddress, verifyTypedData, zeroAddress, type Hex } from 'viem'
+import { privateKeyToAddress } from 'viem/accounts'
 import { createSigningKey } from '../enclave/keys.ts'
 import { EnclaveError } from '../enclave/errors.ts'
 
@@ -26,9 +27,7 @@ t.test('signs typed data that viem verifies under the key address', async (t) =>
   t.ok(await verifyTypedData({ ...typedData, address: key.address, signature: sig }))
   t.equal(await recoverAddress({ hash: hashTypedData(typedData), signature: sig }), key.address)
   t.notOk(await verifyTypedData({ ...typedData, message: { text: 'hellO', n: 7n }, address: key.address, signature: sig }), 'other message')
-  const again = await key.signTypedData(typedData)
-  t.not(again, sig, 'a random nonce per signature (secp256k1.ts)')
-  t.ok(await verifyTypedData({ ...typedData, address: key.address, signature: again }))
+  t.equal(await key.signTypedData(typedData), sig, 'RFC 6979: deterministic')
   // EIP-2: s in the lower half of the order.
   const s = BigInt(`0x${sig.slice(66, 130)}`)
   t.ok(s <= 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0n, 'low s')
@@ -77,46 +76,32 @@ t.test('a malformed definition is rejected without signing', async (t) => {
   t.ok(await verifyTypedData({ ...typedData, address: key.address, signature: sig }), 'and the key still works')
 })
 
-t.test('presignatures: SEC 1 signatures that noble verifies and ecrecover recovers, low s, either parity', async (t) => {
-  const { createPresignature, signWithPresignature, secp256k1 } = await import('../enclave/secp256k1.ts')
-  const n = secp256k1.Point.Fn.ORDER
-  const rs = new Set<bigint>()
-  const parities = new Set<number>()
-  for (let i = 0; i < 64; i++) {
-    const secret = secp256k1.utils.randomSecretKey()
+t.test('libsecp256k1 (secp256k1.ts) signs byte for byte as @noble/curves does (RFC 6979, low s), and recovers as ecrecover', async (t) => {
+  const { publicKeyOf, recoverPublicKey, signDigest } = await import('../enclave/secp256k1.ts')
+  const { secp256k1: noble } = await import('@noble/curves/secp256k1.js')
+  for (let i = 0; i < 32; i++) {
+    const secret = noble.utils.randomSecretKey()
     const digest = randomBytes(32)
-    const sig = signWithPresignature(digest, secret, createPresignature())!
-    t.equal(sig.length, 65)
-    const r = BigInt(`0x${Buffer.from(sig.subarray(0, 32)).toString('hex')}`)
-    const s = BigInt(`0x${Buffer.from(sig.subarray(32, 64)).toString('hex')}`)
-    t.ok(r > 0n && r < n && s > 0n && s <= n >> 1n, `r in range, s low (${i})`)
-    t.ok(secp256k1.verify(sig.subarray(0, 64), digest, secp256k1.getPublicKey(secret), { prehash: false }), `noble verifies ${i}`)
-    const address = await recoverAddress({ hash: `0x${Buffer.from(digest).toString('hex')}`, signature: `0x${Buffer.from(sig).toString('hex')}` })
-    t.equal(address, (await import('viem/accounts')).privateKeyToAddress(`0x${Buffer.from(secret).toString('hex')}`), `recovers the signer ${i}`)
-    rs.add(r)
-    parities.add(sig[64]!)
+    const ours = signDigest(digest, secret)
+    const theirs = noble.sign(digest, secret, { prehash: false, format: 'recovered' }) // recovery ‖ r ‖ s
+    t.same(Buffer.from(ours), Buffer.concat([theirs.subarray(1), Uint8Array.of(27 + theirs[0]!)]), `signature ${i}`)
+    t.same(Buffer.from(publicKeyOf(secret)), Buffer.from(noble.getPublicKey(secret, false)), `public key ${i}`)
+    t.same(Buffer.from(recoverPublicKey(digest, ours)!), Buffer.from(noble.getPublicKey(secret, false)), `recovers the key ${i}`)
+    const address = await recoverAddress({ hash: `0x${digest.toString('hex')}`, signature: `0x${Buffer.from(ours).toString('hex')}` })
+    t.equal(address, privateKeyToAddress(`0x${Buffer.from(secret).toString('hex')}`), `viem recovers the address ${i}`)
   }
-  t.equal(rs.size, 64, 'every nonce is new')
-  t.same([...parities].sort(), [27, 28], 'both recovery ids occur (and recover)')
-  t.throws(() => signWithPresignature(new Uint8Array(31), secp256k1.utils.randomSecretKey(), createPresignature()), TypeError)
-})
-
-t.test('the pool: no nonce is used twice, through bursts, refills, an empty pool and none at all', async (t) => {
-  for (const maxPresignatures of [0, 4, undefined]) {
-    const key = createSigningKey(maxPresignatures === undefined ? {} : { maxPresignatures })
-    const digests = Array.from({ length: 40 }, () => randomBytes(32))
-    const sigs: Hex[] = []
-    // A burst (the pool empties and grows), an idle pause (it refills), another burst.
-    for (const d of digests.slice(0, 20)) sigs.push(await key.signDigest(d))
-    await new Promise((r) => setTimeout(r, 100))
-    for (const d of digests.slice(20)) sigs.push(await key.signDigest(d))
-    const rs = new Set(sigs.map((s) => s.slice(2, 66)))
-    t.equal(rs.size, sigs.length, `distinct r for every signature (max ${maxPresignatures})`)
-    for (let i = 0; i < sigs.length; i++) {
-      t.equal(await recoverAddress({ hash: `0x${digests[i]!.toString('hex')}`, signature: sigs[i]! }), key.address, `signature ${i} recovers the key`)
-    }
-    key.destroy()
-    await t.rejects(key.signDigest(digests[0]!), { code: 'ENCLAVE_CLOSED' })
+  const digest = randomBytes(32)
+  const sig = signDigest(digest, noble.utils.randomSecretKey())
+  const flipped = Uint8Array.from(sig)
+  flipped[64] = sig[64] === 27 ? 28 : 27
+  t.notSame(recoverPublicKey(digest, flipped), recoverPublicKey(digest, sig), 'the other v recovers another key')
+  for (const [bad, why] of [
+    [Uint8Array.from(sig).fill(0, 0, 32), 'r = 0'],
+    [Uint8Array.from(sig).fill(0xff, 32, 64), 's >= n'],
+    [Uint8Array.from([...sig.subarray(0, 64), 29]), 'v = 29'],
+    [sig.subarray(0, 64), 'no v'],
+  ] as const) {
+    t.equal(recoverPublicKey(digest, bad), null, `nothing recovered: ${why}`)
   }
-  t.throws(() => createSigningKey({ maxPresignatures: -1 }), TypeError)
+  t.throws(() => signDigest(new Uint8Array(31), noble.utils.randomSecretKey()), TypeError)
 })

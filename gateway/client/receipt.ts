@@ -4,24 +4,22 @@
  * name the request's model and the verified epoch, be in the expected
  * EIP-712 domain, and be signed by the verified signing address.
  *
- * Why not just `verifyReceipt` (enclave/receipts.ts) per request: viem's
- * typed-data recovery costs about 3 ms here and noble's public-key recovery
- * 1.7 ms, most of the proxy's latency budget. The first receipts of a
- * signer are checked by recovery over the EIP-712 digest (receiptDigest,
- * pinned to viem's hashTypedData by the receipt tests); the recovered key
- * is then kept with a precomputed multiplication table, and later receipts
- * are checked by recomputing
- * R = u1·G + u2·Q and comparing both R.x (= r) and the parity of R.y (= v),
- * which is exactly when `ecrecover` would return Q's address. Low-s only,
- * as OpenZeppelin's ECDSA and the enclave's signer require.
+ * The signature check is `ecrecover`'s, on the EIP-712 digest (receiptDigest,
+ * pinned to viem's hashTypedData by the receipt tests): the public key
+ * recovered from (r, s, v) must be the signer's — exactly when the
+ * registry's on-chain `verifyReceipt` accepts it — with s low (EIP-2), as
+ * the enclave's signer always makes it. Recovery runs on libsecp256k1
+ * (enclave/secp256k1.ts, ~0.27 ms); viem's typed-data recovery cost ~3 ms
+ * per receipt here. The first receipt of a signer is matched by address
+ * (keccak of the recovered key); its key is kept, and later receipts are
+ * matched by key bytes.
  */
 import { keccak_256 } from '@noble/hashes/sha3.js'
 import type { Address, Hex } from 'viem'
 import { hex } from '../../attestation/bytes/hex.ts'
 import { receiptDigest, receiptFromJson, type ReceiptDomain, type ReceiptFields, type ReceiptJson } from '../../enclave/receipts.ts'
+import { recoverPublicKey } from '../../enclave/secp256k1.ts'
 import { ClientError } from './errors.ts'
-// The enclave's tuned curve module: the base point's wider table speeds up u1·G below.
-import { secp256k1 } from '../../enclave/secp256k1.ts'
 
 /** A receipt that passed every check. */
 export interface VerifiedReceipt {
@@ -43,25 +41,14 @@ export interface ReceiptExpectation {
   readonly domain: ReceiptDomain | null
 }
 
-type Point = InstanceType<typeof secp256k1.Point>
-const N = secp256k1.Point.Fn.ORDER
-const HALF_N = N >> 1n
-const Fn = secp256k1.Point.Fn
-
-/** wNAF window of the kept key's table: 6 is the measured sweet spot of table cost and check speed. */
-const PRECOMPUTE_WINDOW = 6
-
-const big = (b: Uint8Array): bigint => BigInt(`0x${hex(b) || '0'}`)
+/** EIP-2: the largest s a signature may have, n/2 of secp256k1 (SEC 2 §2.4.1). */
+const HALF_N = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0n
 
 function invalid(field: string, details: Record<string, unknown> = {}): never {
   throw new ClientError('CLIENT_RECEIPT_INVALID', `the receipt does not check out (${field})`, { details: { field, ...details } })
 }
 
-function addressOf(p: Point): string {
-  return hex(keccak_256(p.toBytes(false).subarray(1)).subarray(12))
-}
-
-/** Checks receipts of one signing address; keeps that key's table after the first recovery. */
+/** Checks receipts of one signing address; keeps that key after the first recovery. */
 export interface ReceiptVerifier {
   readonly signingAddress: Address
   verify(json: unknown, expected: ReceiptExpectation): Promise<VerifiedReceipt>
@@ -69,22 +56,19 @@ export interface ReceiptVerifier {
 
 export function createReceiptVerifier(signingAddress: Address): ReceiptVerifier {
   const want = signingAddress.toLowerCase().replace(/^0x/, '')
-  let key: Point | undefined
-  let recovered = 0
+  /** The signer's public key (hex), once a receipt has been matched to the address. */
+  let key: string | undefined
 
-  function fastCheck(q: Point, digest: Uint8Array, signature: Hex): boolean {
+  /** Whether `signature` is the signer's over `digest`, as ecrecover decides, with low s. */
+  function signedBySigner(digest: Uint8Array, signature: Hex): boolean {
     const sig = Buffer.from(signature.slice(2), 'hex')
-    const r = big(sig.subarray(0, 32))
-    const s = big(sig.subarray(32, 64))
-    const v = sig[64]!
-    if (v !== 27 && v !== 28) return false
-    if (r <= 0n || r >= N || s <= 0n || s > HALF_N) return false
-    const z = big(digest) % N
-    const si = Fn.inv(s)
-    const R = secp256k1.Point.BASE.multiplyUnsafe(Fn.mul(z, si)).add(q.multiplyUnsafe(Fn.mul(r, si)))
-    if (R.is0()) return false
-    const a = R.toAffine()
-    return a.x % N === r && Number(a.y & 1n) === v - 27
+    if (BigInt(`0x${hex(sig.subarray(32, 64))}`) > HALF_N) return false
+    const q = recoverPublicKey(digest, sig)
+    if (q === null) return false
+    if (key !== undefined) return hex(q) === key
+    if (hex(keccak_256(q.subarray(1)).subarray(12)) !== want) return false
+    key = hex(q)
+    return true
   }
 
   return {
@@ -106,27 +90,7 @@ export function createReceiptVerifier(signingAddress: Address): ReceiptVerifier 
         invalid('domain', { expected: { chainId: expected.domain.chainId.toString(), verifyingContract: expected.domain.verifyingContract }, actual: json && (json as ReceiptJson).domain })
       }
       const digest = receiptDigest(fields, domain)
-      if (key !== undefined) {
-        if (!fastCheck(key, digest, signature)) invalid('signature')
-      } else {
-        // First receipt of this signer: public-key recovery, as ecrecover does.
-        const sig = Buffer.from(signature.slice(2), 'hex')
-        const v = sig[64]!
-        if ((v !== 27 && v !== 28) || big(sig.subarray(32, 64)) > HALF_N) invalid('signature')
-        let candidate: Point
-        try {
-          candidate = secp256k1.Signature.fromBytes(new Uint8Array([v - 27, ...sig.subarray(0, 64)]), 'recovered').recoverPublicKey(digest)
-        } catch {
-          return invalid('signature')
-        }
-        if (addressOf(candidate) !== want) invalid('signature')
-        // From the second receipt on, the key's multiplication table pays for itself
-        // (tens of ms once, then ~3x faster checks); the first request does not wait for it.
-        if (++recovered >= 2) {
-          candidate.precompute(PRECOMPUTE_WINDOW, false)
-          key = candidate
-        }
-      }
+      if (!signedBySigner(digest, signature)) invalid('signature')
       return { json: json as ReceiptJson, fields, signature, signer, domain, digest: `0x${hex(digest)}` }
     },
   }
@@ -140,9 +104,9 @@ export interface ReceiptVerifiers {
 }
 
 /**
- * At most `limit` verifiers, the oldest dropped first: each holds its key's
- * precomputed table, and a long-running client meets a new signer every
- * epoch — old epochs' keys are not worth keeping.
+ * At most `limit` verifiers, the oldest dropped first: a long-running
+ * client meets a new signer every epoch — old epochs' keys are not worth
+ * keeping.
  */
 export function createReceiptVerifiers(limit = 256): ReceiptVerifiers {
   const kept = new Map<string, ReceiptVerifier>()
