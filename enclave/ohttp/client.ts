@@ -146,6 +146,12 @@ function takeSpare(slot: string): SenderContext | undefined {
   return spares.get(slot)?.pop()
 }
 
+/** Run `fn` after the pending I/O, without keeping a Node process alive (browsers: a zero timeout). */
+function afterIo(fn: () => void): void {
+  if (typeof setImmediate === 'function') setImmediate(fn).unref()
+  else setTimeout(fn, 0)
+}
+
 /** Top the slot up after the current I/O (the request being sent), one context per turn of the loop. */
 function refillSpares(slot: string, suite: ReturnType<typeof cipherSuite>, recipientPublicKey: CryptoKey, info: Uint8Array): void {
   if (refilling.has(slot)) return
@@ -164,13 +170,13 @@ function refillSpares(slot: string, suite: ReturnType<typeof cipherSuite>, recip
     suite.createSenderContext({ recipientPublicKey, info }).then(
       (context) => {
         list.push(context)
-        setImmediate(step).unref()
+        afterIo(step)
       },
       // The request itself makes its context on the spot and reports the failure.
       () => refilling.delete(slot),
     )
   }
-  setImmediate(step).unref()
+  afterIo(step)
 }
 
 async function collect(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<Uint8Array> {
