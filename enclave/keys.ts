@@ -16,8 +16,9 @@
  *
  * `destroy()` overwrites the key bytes with zeros. That is best effort in
  * JavaScript: key generation passes the scalar through a bigint
- * (@noble/curves), signing copies it into WebAssembly memory (which
- * tiny-secp256k1 zeroes after each call), and the engine may have copied
+ * (@noble/curves), signing copies it into WebAssembly memory (tiny-secp256k1
+ * zeroes its input buffer after each call; copies libsecp256k1 makes on
+ * the WebAssembly stack are not wiped), and the engine may have copied
  * buffers we cannot reach; those copies stay in the heap until the
  * garbage collector reuses their memory. What destroy() guarantees is that
  * this object can never sign again.

@@ -38,9 +38,11 @@ export function signDigest(digest: Uint8Array, secretKey: Uint8Array): Uint8Arra
 
 /**
  * The uncompressed public key (0x04 ‖ x ‖ y) that `ecrecover` would
- * recover from `signature` (r ‖ s ‖ v, v = 27 or 28) over `digest`, or null
- * when it recovers none. High s is accepted, as `ecrecover` accepts it;
- * callers that require low s (receipts) check it themselves.
+ * recover from `signature` (r ‖ s ‖ v) over `digest`, or null when it
+ * recovers none. Only v = 27 or 28, the precompile's own values (a
+ * contract that also maps 0 and 1 onto them is laxer than this). High s is
+ * accepted, as `ecrecover` accepts it; callers that require low s
+ * (receipts) check it themselves.
  */
 export function recoverPublicKey(digest: Uint8Array, signature: Uint8Array): Uint8Array | null {
   if (digest.length !== 32 || signature.length !== SIGNATURE_LENGTH) return null

@@ -59,15 +59,17 @@ export const WORKER_ENTRIES: readonly { readonly source: string; readonly out: s
   { source: 'attestation/log/audit/receipt-signature-worker.mjs', out: 'receipt-signature-worker.mjs' },
 ]
 /**
- * Files a bundled dependency reads beside itself, copied byte for byte from
- * the checkout's node_modules (so the lockfile pins them) into the release,
- * its manifest and so its hash. tiny-secp256k1 loads its WebAssembly with
- * `new URL(name, import.meta.url)` — a computed name the reference check
- * below cannot see, so it is listed here and its name must appear in the
- * bundle (a renamed asset fails the build).
+ * Files a bundled dependency reads beside itself, copied byte for byte into
+ * the release, its manifest and so its hash. tiny-secp256k1 loads its
+ * WebAssembly with `new URL(name, import.meta.url)` — a computed name the
+ * reference check below cannot see, so it is listed here: `out` is read
+ * from the folder of the bundled module `loader` (the one esbuild actually
+ * bundled, so JavaScript and WebAssembly always come from the same copy
+ * of the package), and the bundle must still name it (a renamed asset
+ * fails the build).
  */
-export const RELEASE_ASSETS: readonly { readonly source: string; readonly out: string }[] = [
-  { source: 'node_modules/tiny-secp256k1/lib/secp256k1.wasm', out: 'secp256k1.wasm' },
+export const RELEASE_ASSETS: readonly { readonly loader: string; readonly out: string }[] = [
+  { loader: 'tiny-secp256k1/lib/wasm_path.js', out: 'secp256k1.wasm' },
 ]
 /** The constant banner (see the module header). */
 export const BUNDLE_BANNER = "import { createRequire as __cgwCreateRequire } from 'node:module';\nconst require = __cgwCreateRequire(import.meta.url);"
@@ -141,6 +143,7 @@ export async function buildRelease(options: BuildReleaseOptions): Promise<BuiltR
     // A symlinked node_modules (a CI cache, the determinism test) must not turn into paths outside the checkout.
     preserveSymlinks: true,
     logLevel: 'silent',
+    metafile: true,
   })
   const output = (name: string) => {
     const f = result.outputFiles.find((o) => basename(o.path) === name)
@@ -149,7 +152,13 @@ export async function buildRelease(options: BuildReleaseOptions): Promise<BuiltR
   }
   const bundle = output('cgw.mjs')
   const workers = WORKER_ENTRIES.map((w) => ({ path: w.out, mode: '0644' as const, bytes: output(w.out).contents }))
-  const assets = await Promise.all(RELEASE_ASSETS.map(async (a) => ({ path: a.out, mode: '0644' as const, bytes: new Uint8Array(await readFile(join(root, a.source))) })))
+  const assets = await Promise.all(
+    RELEASE_ASSETS.map(async (a) => {
+      const loaders = Object.keys(result.metafile.inputs).filter((i) => i.endsWith(`node_modules/${a.loader}`))
+      if (loaders.length !== 1) throw new ReleaseError('RELEASE_BUNDLE_INCOMPLETE', `the bundle holds ${loaders.length} copies of ${a.loader}, not one`, { details: { file: a.out } })
+      return { path: a.out, mode: '0644' as const, bytes: new Uint8Array(await readFile(join(root, posix.dirname(loaders[0]!), a.out))) }
+    }),
+  )
   const shipped = ['cgw.mjs', 'package.json', ...workers.map((w) => w.path), ...assets.map((a) => a.path)]
   const bundleText = Buffer.from(bundle.contents).toString('utf8')
   for (const a of assets) {

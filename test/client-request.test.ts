@@ -192,9 +192,12 @@ t.test('receipt checks: the first matched by address, later ones by the kept key
   const n = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n
   const sig = r.signature.slice(2)
   const malleated = `0x${sig.slice(0, 64)}${(n - BigInt(`0x${sig.slice(64, 128)}`)).toString(16).padStart(64, '0')}${sig.slice(128) === '1b' ? '1c' : '1b'}`
-  t.equal(await codeOf(v.verify({ ...r.json, signature: malleated }, expect)), 'CLIENT_RECEIPT_INVALID', 'the high-s twin of a valid signature')
-  const high = createReceiptVerifier(`0x${'11'.repeat(20)}`)
-  t.equal(await codeOf(high.verify(r.json, expect)), 'CLIENT_RECEIPT_INVALID', 'another signer')
+  const fieldOf = (p: Promise<unknown>) => p.then(() => 'ok', (e: { code: string; details?: { field?: string } }) => `${e.code}/${e.details?.field}`)
+  t.equal(await fieldOf(v.verify({ ...r.json, signature: malleated }, expect)), 'CLIENT_RECEIPT_INVALID/signature', 'the high-s twin of a valid signature')
+  // A receipt that names another signer: refused by its signature, which recovers the real key (a fresh verifier: first-receipt path).
+  const other11 = `0x${'11'.repeat(20)}` as const
+  t.equal(await fieldOf(createReceiptVerifier(other11).verify({ ...r.json, signer: other11 }, expect)), 'CLIENT_RECEIPT_INVALID/signature', 'another signer (first receipt)')
+  t.equal(await fieldOf(createReceiptVerifier(other11).verify(r.json, expect)), 'CLIENT_RECEIPT_INVALID/signer', 'the receipt names a signer other than the verified one')
 })
 
 t.test('a failed background renewal ends the verification at once (no fail-open)', async (t) => {

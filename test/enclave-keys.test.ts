@@ -95,10 +95,16 @@ t.test('libsecp256k1 (secp256k1.ts) signs byte for byte as @noble/curves does (R
   const flipped = Uint8Array.from(sig)
   flipped[64] = sig[64] === 27 ? 28 : 27
   t.notSame(recoverPublicKey(digest, flipped), recoverPublicKey(digest, sig), 'the other v recovers another key')
+  // High s: ecrecover accepts it and recovers the same key with v flipped (callers that require low s check it).
+  const n = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n
+  const highS = Uint8Array.from(flipped)
+  highS.set(Buffer.from((n - BigInt(`0x${Buffer.from(sig.subarray(32, 64)).toString('hex')}`)).toString(16).padStart(64, '0'), 'hex'), 32)
+  t.same(recoverPublicKey(digest, highS), recoverPublicKey(digest, sig), 'the high-s twin recovers the same key')
   for (const [bad, why] of [
     [Uint8Array.from(sig).fill(0, 0, 32), 'r = 0'],
     [Uint8Array.from(sig).fill(0xff, 32, 64), 's >= n'],
     [Uint8Array.from([...sig.subarray(0, 64), 29]), 'v = 29'],
+    [Uint8Array.from([...sig.subarray(0, 64), sig[64]! - 27]), 'v = 0 or 1 (the precompile takes only 27 and 28)'],
     [sig.subarray(0, 64), 'no v'],
   ] as const) {
     t.equal(recoverPublicKey(digest, bad), null, `nothing recovered: ${why}`)

@@ -502,6 +502,27 @@ t.test('contexts made ahead (client.ts): every request has a fresh ephemeral key
   t.equal(encs.size, n, 'no ephemeral key (enc) is ever used twice')
 })
 
+t.test('contexts made ahead: more key configs than slots stop refilling instead of evicting each other for ever', async (t) => {
+  // Count every sender context the (cached) suite makes, requests' and spares' alike.
+  const suite = cipherSuite(AEAD_AES_256_GCM)
+  const original = suite.createSenderContext.bind(suite)
+  let made = 0
+  suite.createSenderContext = (params) => {
+    made++
+    return original(params)
+  }
+  t.teardown(() => {
+    suite.createSenderContext = original
+  })
+  const configs = await Promise.all(Array.from({ length: 40 }, (_, i) => generateOhttpKeyPair(i)))
+  await Promise.all(configs.map((c) => encapsulateRequest(c.keyConfig, chatRequest)))
+  await new Promise((r) => setTimeout(r, 50))
+  const settled = made
+  await new Promise((r) => setTimeout(r, 200))
+  t.equal(made, settled, 'no context is made once the requests are done and the spares are full')
+  t.ok(settled <= 40 + 40 * 2, `at most one context per request plus two spares per slot (${settled})`)
+})
+
 t.test('the inner date (RFC 9458 §6.5): checked before the replay cache, refusals stay answerable', async (t) => {
   const clock = { now: Date.UTC(2026, 10, 1, 12, 0, 0) }
   const replay = createReplayCache({ windowMs: 2 * 30_000 + 1, maxEntries: 100, now: () => clock.now })

@@ -152,24 +152,30 @@ function afterIo(fn: () => void): void {
   else setTimeout(fn, 0)
 }
 
-/** Top the slot up after the current I/O (the request being sent), one context per turn of the loop. */
+/**
+ * Top the slot up after the current I/O (the request being sent), one
+ * context per turn of the loop. A slot evicted meanwhile (more than
+ * SPARE_SLOTS in use) stops its refill: re-creating it would evict another
+ * and the refills would chase each other for ever.
+ */
 function refillSpares(slot: string, suite: ReturnType<typeof cipherSuite>, recipientPublicKey: CryptoKey, info: Uint8Array): void {
   if (refilling.has(slot)) return
+  let list = spares.get(slot)
+  if (list === undefined) {
+    if (spares.size >= SPARE_SLOTS) spares.delete(spares.keys().next().value!)
+    list = []
+    spares.set(slot, list)
+  }
+  const mine = list
   refilling.add(slot)
   const step = () => {
-    let list = spares.get(slot)
-    if (list === undefined) {
-      if (spares.size >= SPARE_SLOTS) spares.delete(spares.keys().next().value!)
-      list = []
-      spares.set(slot, list)
-    }
-    if (list.length >= SPARES_PER_SLOT) {
+    if (spares.get(slot) !== mine || mine.length >= SPARES_PER_SLOT) {
       refilling.delete(slot)
       return
     }
     suite.createSenderContext({ recipientPublicKey, info }).then(
       (context) => {
-        list.push(context)
+        mine.push(context)
         afterIo(step)
       },
       // The request itself makes its context on the spot and reports the failure.

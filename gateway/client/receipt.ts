@@ -6,9 +6,10 @@
  *
  * The signature check is `ecrecover`'s, on the EIP-712 digest (receiptDigest,
  * pinned to viem's hashTypedData by the receipt tests): the public key
- * recovered from (r, s, v) must be the signer's — exactly when the
- * registry's on-chain `verifyReceipt` accepts it — with s low (EIP-2), as
- * the enclave's signer always makes it. Recovery runs on libsecp256k1
+ * recovered from (r, s, v) must be the signer's, with v = 27 or 28 and s
+ * low (EIP-2), as the enclave's signer always makes it. Every receipt
+ * accepted here is accepted by the registry's on-chain `verifyReceipt`;
+ * the registry is laxer (it also takes v = 0 or 1). Recovery runs on libsecp256k1
  * (enclave/secp256k1.ts, ~0.27 ms); viem's typed-data recovery cost ~3 ms
  * per receipt here. The first receipt of a signer is matched by address
  * (keccak of the recovered key); its key is kept, and later receipts are
