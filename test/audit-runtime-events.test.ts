@@ -14,7 +14,7 @@ import { createDevQuoteSigner, createDevRootCa, DEV_FMSPC, signDevCollateral } f
 import { createDevCcel } from '../attestation/dev/ccel.ts'
 import { createRuntimeEvent, replayRuntimeEvents, type RuntimeEvent } from '../attestation/eventlog/runtime-events.ts'
 import { auditLog } from '../attestation/log/audit/audit.ts'
-import { decodeEntry, encodeEntry } from '../attestation/log/entry.ts'
+import { decodeEntry } from '../attestation/log/entry.ts'
 import { createDirectoryLogSource } from '../attestation/log/reader.ts'
 import { trustedRootFromDer } from '../attestation/roots/trust-root.ts'
 import { createEpochManager } from '../enclave/epochs.ts'
@@ -23,7 +23,7 @@ import { createDevQuoteProvider } from '../enclave/quote-providers/dev.ts'
 import { createLogKey } from '../enclave/log/key.ts'
 import { createAttestationLogSink } from '../enclave/log/sink.ts'
 import { createLogWriter } from '../enclave/log/writer.ts'
-import { entriesOf, fakeOhttpKey, NOW, tempDir, writeVariant } from './fixtures/log-dev-fixture.ts'
+import { entriesOf, fakeOhttpKey, NOW, tempDir, writeVariant, withoutEventLog } from './fixtures/log-dev-fixture.ts'
 
 const seed = (label: string) => new Uint8Array(createHash('sha256').update(`runtime events ${label}`).digest())
 const pairs = (r: { findings: { code: string; index?: number }[] }) => r.findings.map((f) => [f.code, f.index])
@@ -96,11 +96,7 @@ t.test('runtime events that do not reproduce the quote are a mismatch, on either
 t.test('runtime events without the CCEL are still LOG_EVENTLOG_MISSING', async (t) => {
   const log = await runtimeLog(t, [compose, release], [compose, release])
   const entries = await entriesOf(log.dir, log.writer.size)
-  const i = entries.findIndex((e) => decodeEntry(e).type === 'evidence')
-  const ev = decodeEntry(entries[i]!)
-  if (ev.type !== 'evidence') throw new Error('fixture')
-  const forged = entries.slice()
-  forged[i] = encodeEntry({ ...ev, eventLog: null })
+  const { forged, index: i } = withoutEventLog(entries)
   const dir = await writeVariant(t, log.dir, log.key, forged, NOW.getTime())
   const { report } = await log.audit(dir)
   t.notOk(report.ok)

@@ -29,7 +29,7 @@ import { hashReceipt, receiptDigest, receiptFromJson } from '../enclave/receipts
 import { runAudit } from '../bin/commands/audit.ts'
 import { createDirectoryCollateralArchive, createPcsCollateralArchive } from '../attestation/log/audit/archives.ts'
 import { recordQuoteCollateral } from '../enclave/log/collateral.ts'
-import { buildDevLog, entriesOf, tempDir, TX_HASH, writeVariant, type DevLog } from './fixtures/log-dev-fixture.ts'
+import { buildDevLog, entriesOf, tempDir, TX_HASH, writeVariant, withoutEventLog, type DevLog } from './fixtures/log-dev-fixture.ts'
 
 const codes = (r: { findings: { code: string }[] }) => [...new Set(r.findings.map((f) => f.code))].sort()
 
@@ -311,11 +311,7 @@ t.test('log mode: a receipt must fall inside its epoch: after the epoch entry, b
 t.test('evidence without an event log is a finding (fail closed)', async (t) => {
   const log = await buildDevLog(t)
   const entries = await entriesOf(log.dir, log.writer.size)
-  const i = entries.findIndex((e) => decodeEntry(e).type === 'evidence')
-  const ev = decodeEntry(entries[i]!)
-  if (ev.type !== 'evidence') throw new Error('fixture')
-  const forged = entries.slice()
-  forged[i] = encodeEntry({ ...ev, eventLog: null })
+  const { forged, index: i } = withoutEventLog(entries)
   const dir = await writeVariant(t, log.dir, log.key, forged, log.clock)
   const { report } = await audit(log, dir)
   t.same(report.findings.map((f) => [f.code, f.index]), [['LOG_EVENTLOG_MISSING', i]])
